@@ -1,16 +1,58 @@
-"""Redis connections with bounded timeouts, and the translation of their failures."""
+"""Redis connections with bounded timeouts, and the translation of their failures.
+
+`REDIS_URL` forms understood by `connect()`:
+
+- `redis://[user:password@]host[:port][/db][?option=value...]`, `rediss://...` (TLS) and
+  `unix:///path/to/socket[?db=N]`: one Redis server (redis-py's own URL syntax).
+- `redis+cluster://[user:password@]host:port[,host:port...][/0][?option=value...]` and
+  `rediss+cluster://...` (TLS): a Redis Cluster. The listed nodes are only where discovery
+  starts; the client learns every node and the slot map from them, and follows MOVED/ASK
+  and failovers by itself. List a few nodes so that one being down does not matter. The
+  database can only be 0.
+- `redis+sentinel://[user:password@]host:port[,host:port...]/<master_name>[/db][?...]` and
+  `rediss+sentinel://...`: the master Sentinel names `master_name`, found again after a
+  failover. The hosts are the Sentinels (default port 26379); user and password (or
+  `?password=`) are for the Redis servers, `?sentinel_password=` / `?sentinel_username=`
+  for the Sentinels themselves.
+
+Query options are redis-py's URL options (`socket_timeout`, `socket_connect_timeout`,
+`max_connections`, ...) and override this module's defaults, exactly as for `redis://`.
+
+`connect_async()` is the same for asyncio clients (the gateway). `translate_errors` and
+`is_temporary()` tell outages (unreachable, failover in progress) from programming errors.
+
+In cluster mode every command and Lua script must keep all of its keys in one hash slot:
+name keys with a hash tag (`{client:42}:profile`, `{client:42}:services`) and check with
+`same_slot()` / `hash_slot()`. `is_cluster()` lets a store branch where it must.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
+from urllib.parse import unquote, urlsplit
 
 import redis as redis_py
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import parse_url
+from redis.crc import key_slot
+from redis.exceptions import (
+    ClusterError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError, Sentinel
 
-from .exceptions import StoreUnavailable
+from .exceptions import ConfigError, StoreUnavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -20,24 +62,255 @@ R = TypeVar("R")
 CONNECT_TIMEOUT_SECONDS = 0.5
 COMMAND_TIMEOUT_SECONDS = 1.0
 HEALTH_CHECK_INTERVAL_SECONDS = 15
+# A cluster command that meets a dead node, CLUSTERDOWN or an unknown slot refreshes the
+# slot map and tries again, at most this many times. Against a dead node each attempt fails
+# at once, so the retries only bridge the moment a replica takes over. Against a node that
+# hangs (stopped, or a network black hole: the kernel still accepts connections) each
+# attempt waits COMMAND_TIMEOUT, so a call is bounded by
+# (1 + CLUSTER_RETRIES) * COMMAND_TIMEOUT = 3 s, then StoreUnavailable.
+CLUSTER_RETRIES = 2
+DEFAULT_SENTINEL_PORT = 26379
+DEFAULT_CLUSTER_PORT = 6379
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 
 TRANSIENT_ERRORS = (redis_py.ConnectionError, redis_py.TimeoutError)
 TEMPORARY_RESPONSE_ERRORS = ("LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+# Cluster and Sentinel conditions that pass once a failover or resharding is over.
+# (MasterNotFoundError is a ConnectionError already; it is listed to say so.)
+CLUSTER_TRANSIENT_ERRORS = (
+    ClusterError,  # includes ClusterDownError, MasterDownError and "TTL exhausted"
+    TryAgainError,
+    SlotNotCoveredError,
+    MasterNotFoundError,
+    redis_py.ReadOnlyError,  # a demoted master still answering writes
+)
+# RedisClusterException is also raised for programming errors (keys in different slots);
+# only these messages mean "the cluster cannot be reached or is being reconfigured".
+CLUSTER_UNREACHABLE_MESSAGES = (
+    "Redis Cluster cannot be connected",
+    "All slots are not covered",
+    "startup_nodes could not agree",
+)
 
 
-def connect(url: str, **options: Any) -> redis_py.Redis:
-    """A pooled client for `url` that fails fast and reconnects by itself."""
-    settings: dict[str, Any] = {
+def _base_settings() -> dict[str, Any]:
+    """Timeouts and decoding common to every form of connection."""
+    return {
         "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
         "socket_timeout": COMMAND_TIMEOUT_SECONDS,
         "socket_keepalive": True,
+        "decode_responses": True,
+    }
+
+
+def _single_server_settings() -> dict[str, Any]:
+    return {
+        **_base_settings(),
         "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
         "retry": Retry(NoBackoff(), 1),
         "retry_on_error": [redis_py.ConnectionError],
-        "decode_responses": True,
     }
+
+
+def connect(url: str, **options: Any) -> redis_py.Redis:
+    """A pooled client for `url` that fails fast and reconnects by itself.
+
+    For `redis+cluster://` URLs the object is a `redis.cluster.RedisCluster` (typed here as
+    `Redis` so existing call sites keep type-checking: it offers the same command methods,
+    `register_script` and `pipeline`, for single-slot use). Unlike a single-server client it
+    contacts the cluster at once to learn the slot map: `StoreUnavailable` if no listed node
+    answers. `ConfigError` for a malformed URL.
+    """
+    scheme = url.partition("://")[0].lower()
+    if scheme in CLUSTER_SCHEMES:
+        return cast(redis_py.Redis, connect_cluster(url, **options))
+    if scheme in SENTINEL_SCHEMES:
+        return connect_sentinel(url, **options)
+    settings = _single_server_settings()
     settings.update(options)
     return redis_py.Redis.from_url(url, **settings)
+
+
+def _parse_multi_host_url(
+    url: str, default_port: int
+) -> tuple[list[tuple[str, int]], list[str], dict[str, Any]]:
+    """(hosts, path segments, redis-py options) of `scheme://[auth@]h:p,h:p[/path][?query]`."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise ConfigError("REDIS_URL must look like scheme://host:port")
+    netloc_end = len(rest)
+    for mark in ("/", "?"):
+        index = rest.find(mark)
+        if index >= 0:
+            netloc_end = min(netloc_end, index)
+    netloc, tail = rest[:netloc_end], rest[netloc_end:]
+    userinfo, at, host_list = netloc.rpartition("@")
+    hosts = []
+    for item in host_list.split(","):
+        if not item.strip():
+            continue
+        try:
+            parsed = urlsplit(f"//{item.strip()}")
+            port = parsed.port or default_port
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL: bad host:port {item!r}") from exc
+        if not parsed.hostname:
+            raise ConfigError(f"REDIS_URL: bad host:port {item!r}")
+        hosts.append((parsed.hostname, port))
+    if not hosts:
+        raise ConfigError("REDIS_URL names no host")
+    path, _, query = tail.partition("?")
+    segments = [unquote(part) for part in path.split("/") if part]
+    # Let redis-py read the credentials and query options, so they mean exactly what they
+    # mean in a redis:// URL; the host part is ours.
+    base = "rediss" if scheme.lower().startswith("rediss") else "redis"
+    credentials = f"{userinfo}@" if at else ""
+    try:
+        options: dict[str, Any] = parse_url(  # type: ignore[no-untyped-call]
+            f"{base}://{credentials}localhost?{query}"
+        )
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL: {exc}") from exc
+    for name in ("host", "port", "connection_class"):
+        options.pop(name, None)
+    if base == "rediss":
+        options["ssl"] = True
+    return hosts, segments, options
+
+
+def connect_cluster(url: str, **options: Any) -> RedisCluster:
+    """A Redis Cluster client for a `redis+cluster://` URL (see the module docstring)."""
+    hosts, segments, url_options = _parse_multi_host_url(url, DEFAULT_CLUSTER_PORT)
+    if segments not in ([], ["0"]) or url_options.pop("db", 0) != 0:
+        raise ConfigError("REDIS_URL: a Redis Cluster has only database 0")
+    settings: dict[str, Any] = {
+        **_base_settings(),
+        # The cluster client owns retries: on a dead node, CLUSTERDOWN or an uncovered
+        # slot it refreshes the slot map, then tries again (connections never retry).
+        "retry": Retry(NoBackoff(), CLUSTER_RETRIES),
+        # Start, and keep serving the slots that are covered, while part of the cluster
+        # is down; commands for an uncovered slot fail alone (StoreUnavailable).
+        "require_full_coverage": False,
+    }
+    settings.update(url_options)
+    settings.update(options)
+    startup_nodes = [
+        ClusterNode(host, port)  # type: ignore[no-untyped-call]
+        for host, port in hosts
+    ]
+    try:
+        return RedisCluster(startup_nodes=startup_nodes, **settings)
+    except RedisClusterException as exc:
+        if str(exc).startswith(CLUSTER_UNREACHABLE_MESSAGES):
+            raise StoreUnavailable(f"Redis Cluster unreachable at {hosts}") from exc
+        raise ConfigError(f"REDIS_URL: {exc}") from exc
+    except (redis_py.ConnectionError, redis_py.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis Cluster unreachable at {hosts}") from exc
+
+
+def _sentinel_target(
+    segments: list[str], url_options: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """(master name, Sentinel connection settings); moves `/db` into `url_options`."""
+    if not 1 <= len(segments) <= 2:
+        raise ConfigError("REDIS_URL: redis+sentinel://host:port,.../<master_name>[/db]")
+    if len(segments) == 2:
+        if not segments[1].isdigit():
+            raise ConfigError(f"REDIS_URL: database must be a number, got {segments[1]!r}")
+        url_options.setdefault("db", int(segments[1]))
+    sentinel_settings: dict[str, Any] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": COMMAND_TIMEOUT_SECONDS,
+        "decode_responses": True,
+    }
+    for name in ("password", "username"):
+        value = url_options.pop(f"sentinel_{name}", None)
+        if value is not None:
+            sentinel_settings[name] = value
+    return segments[0], sentinel_settings
+
+
+def connect_sentinel(url: str, **options: Any) -> redis_py.Redis:
+    """A client on the master Sentinel names, for a `redis+sentinel://` URL."""
+    hosts, segments, url_options = _parse_multi_host_url(url, DEFAULT_SENTINEL_PORT)
+    master_name, sentinel_settings = _sentinel_target(segments, url_options)
+    settings = _single_server_settings()
+    settings.update(url_options)
+    settings.update(options)
+    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_settings)  # type: ignore[no-untyped-call]
+    master = sentinel.master_for(master_name, **settings)  # type: ignore[no-untyped-call]
+    return cast(redis_py.Redis, master)
+
+
+def connect_async(url: str, **options: Any) -> aioredis.Redis:
+    """The asyncio twin of `connect()` (the gateway), for the same URL forms and timeouts.
+
+    For `redis+cluster://` the object is a `redis.asyncio.cluster.RedisCluster`, which
+    learns the slot map on its first command (so this never contacts Redis itself).
+    """
+    scheme = url.partition("://")[0].lower()
+    if scheme in CLUSTER_SCHEMES:
+        hosts, segments, url_options = _parse_multi_host_url(url, DEFAULT_CLUSTER_PORT)
+        if segments not in ([], ["0"]) or url_options.pop("db", 0) != 0:
+            raise ConfigError("REDIS_URL: a Redis Cluster has only database 0")
+        cluster_settings: dict[str, Any] = {
+            **_base_settings(),
+            "retry": AsyncRetry(NoBackoff(), CLUSTER_RETRIES),
+            "require_full_coverage": False,
+            **url_options,
+            **options,
+        }
+        nodes = [AsyncClusterNode(host, port) for host, port in hosts]
+        try:
+            cluster = AsyncRedisCluster(startup_nodes=nodes, **cluster_settings)
+        except (RedisClusterException, TypeError) as exc:
+            raise ConfigError(f"REDIS_URL: {exc}") from exc
+        return cast(aioredis.Redis, cluster)
+    settings: dict[str, Any] = {
+        **_single_server_settings(),
+        "retry": AsyncRetry(NoBackoff(), 1),
+    }
+    if scheme in SENTINEL_SCHEMES:
+        hosts, segments, url_options = _parse_multi_host_url(url, DEFAULT_SENTINEL_PORT)
+        master_name, sentinel_settings = _sentinel_target(segments, url_options)
+        settings.update(url_options)
+        settings.update(options)
+        sentinel = AsyncSentinel(hosts, sentinel_kwargs=sentinel_settings)  # type: ignore[no-untyped-call]
+        master = sentinel.master_for(master_name, **settings)
+        return cast(aioredis.Redis, master)
+    settings.update(options)
+    return aioredis.Redis.from_url(url, **settings)
+
+
+def is_cluster(client: object) -> bool:
+    """True when `client` talks to a Redis Cluster (and so needs one slot per command)."""
+    return isinstance(client, RedisCluster | AsyncRedisCluster)
+
+
+def hash_slot(key: str | bytes) -> int:
+    """The cluster hash slot (0..16383) of `key`, honouring `{hash tags}`."""
+    return key_slot(key.encode("utf-8") if isinstance(key, str) else key)
+
+
+def same_slot(*keys: str | bytes) -> bool:
+    """True when every key hashes to one slot (vacuously for zero or one key)."""
+    return len({hash_slot(key) for key in keys}) <= 1
+
+
+def is_temporary(exc: BaseException) -> bool:
+    """True for errors that mean "Redis is unreachable or reconfiguring, try later"."""
+    if isinstance(exc, TRANSIENT_ERRORS + CLUSTER_TRANSIENT_ERRORS):
+        return True
+    if isinstance(exc, redis_py.ResponseError):
+        # Loading, read-only replica, cluster reconfiguration: temporary conditions.
+        # redis-py strips the error code from the message and keeps it in status_code.
+        code = getattr(exc, "status_code", None)
+        return str(exc).startswith(TEMPORARY_RESPONSE_ERRORS) or (code in TEMPORARY_RESPONSE_ERRORS)
+    if isinstance(exc, RedisClusterException):
+        return str(exc).startswith(CLUSTER_UNREACHABLE_MESSAGES)
+    return False
 
 
 def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -47,11 +320,8 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except TRANSIENT_ERRORS as exc:
-            raise StoreUnavailable() from exc
-        except redis_py.ResponseError as exc:
-            # Loading, read-only replica, cluster reconfiguration: temporary conditions.
-            if str(exc).startswith(TEMPORARY_RESPONSE_ERRORS):
+        except (redis_py.RedisError, RedisClusterException) as exc:
+            if is_temporary(exc):
                 raise StoreUnavailable() from exc
             raise
 
@@ -59,8 +329,14 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def ping(client: redis_py.Redis) -> bool:
-    """True when Redis answers PING in time; never raises."""
+    """True when Redis answers PING in time; never raises.
+
+    On a cluster every master must answer (replicas are not asked: a lost replica does
+    not stop the platform).
+    """
     try:
+        if isinstance(client, RedisCluster):
+            return bool(client.ping(target_nodes=RedisCluster.PRIMARIES))
         return bool(client.ping())
-    except (redis_py.RedisError, OSError):
+    except (redis_py.RedisError, RedisClusterException, OSError):
         return False

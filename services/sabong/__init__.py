@@ -1,0 +1,76 @@
+"""Sabong API v1.0: signed partner calls issue single-use login links for users."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+
+from flask import Flask
+
+from shared.config import Settings, load_settings
+from shared.exceptions import ConfigError
+from shared.redis import connect
+from shared.signing import SIGNATURE_WINDOW_SECONDS
+
+from .blueprints import health, login, session, tokens
+from .errors import register_error_handlers
+from .runtime import CLOCK, EXTENSION, Runtime
+from .store import SabongStore
+
+MAX_BODY_BYTES = 64 * 1024
+DEFAULT_LOGIN_BASE_URL = "http://127.0.0.1:8080"
+DEFAULT_APP_URL = "/me"
+DEFAULT_AUDIT_MAXLEN = 1000
+DEFAULT_SESSION_SECONDS = 12 * 3600
+# A signature stays acceptable while |now - timestamp| <= 300 s, i.e. for up to 600 s
+# after it is first seen (a timestamp may be 300 s ahead); 60 s more absorbs clock skew
+# between replicas.
+REPLAY_TTL_SECONDS = 2 * SIGNATURE_WINDOW_SECONDS + 60
+
+
+def create_app(config: Mapping[str, str] | None = None) -> Flask:
+    """The Sabong Flask app; `config` overrides settings from the environment and `.env`."""
+    settings = load_settings(config)
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set (make run starts a Redis and sets it)")
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret("SABONG_SESSION_SECRET"),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SESSION_COOKIE_NAME="sabong_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+        # The lifetime counts from sign-in (not from the last request): a stolen cookie
+        # dies on schedule, and ordinary responses do not re-send Set-Cookie.
+        SESSION_REFRESH_EACH_REQUEST=False,
+        PERMANENT_SESSION_LIFETIME=timedelta(
+            seconds=settings.get_int("SABONG_SESSION_SECONDS", DEFAULT_SESSION_SECONDS)
+        ),
+        **{CLOCK: time.time},
+    )
+    app.extensions[EXTENSION] = build_runtime(settings)
+    register_error_handlers(app)
+    register_blueprints(app)
+    return app
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """The store and settings the views use."""
+    store = SabongStore(
+        connect(settings.redis_url or ""),
+        audit_maxlen=settings.get_int("SABONG_AUDIT_MAXLEN", DEFAULT_AUDIT_MAXLEN),
+        replay_ttl=REPLAY_TTL_SECONDS,
+    )
+    return Runtime(
+        store=store,
+        client_secrets=settings.get_list("SABONG_CLIENT_SECRETS"),
+        login_base_url=settings.get("SABONG_LOGIN_BASE_URL", DEFAULT_LOGIN_BASE_URL).rstrip("/"),
+        app_url=settings.get("SABONG_APP_URL", DEFAULT_APP_URL),
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    for module in (tokens, login, session, health):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,1 @@
+"""The Sabong service's blueprints, one per resource."""

@@ -1,0 +1,35 @@
+"""The login link: GET shows a self-submitting page, POST consumes the token."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect
+from flask.typing import ResponseReturnValue
+
+from .. import pages
+from ..accounts import login_link_is_live, sign_in_with_token
+from ..runtime import runtime
+
+bp = Blueprint("login", __name__)
+
+
+@bp.get("/login/<token>")
+def show_login(token: str) -> ResponseReturnValue:
+    """Consumes nothing, so link scanners and chat previews cannot burn the token."""
+    if not login_link_is_live(runtime().store, token):
+        return pages.expired_page()
+    return pages.login_page()
+
+
+# No CSRF token here on purpose: the POST is authorised by the single-use, unguessable
+# login token in its URL; a forged cross-site POST would need that token, and with it
+# the attacker could sign in anyway.
+@bp.post("/login/<token>")
+def consume_login(token: str) -> ResponseReturnValue:
+    """Exactly one of any number of concurrent POSTs wins; the rest get 410."""
+    rt = runtime()
+    if not sign_in_with_token(rt.store, token):
+        return pages.expired_page()
+    response = redirect(rt.app_url, code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

@@ -1,0 +1,35 @@
+"""What the views need at run time: the store, the settings, and an injectable clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+from .store import SabongStore
+
+EXTENSION = "sabong"
+CLOCK = "SABONG_CLOCK"  # app.config entry: a `() -> float` Unix time; tests pin it
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Per-app state, built once by create_app."""
+
+    store: SabongStore
+    client_secrets: tuple[str, ...]
+    login_base_url: str
+    app_url: str
+
+
+def runtime() -> Runtime:
+    """The current app's Runtime."""
+    value: Runtime = current_app.extensions[EXTENSION]
+    return value
+
+
+def now() -> float:
+    """The current Unix time according to the app's clock."""
+    clock: Callable[[], float] = current_app.config[CLOCK]
+    return clock()

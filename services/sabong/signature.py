@@ -1,0 +1,36 @@
+"""HMAC signature authentication of partner requests (`x-signature`, `x-timestamp`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flask import request
+
+from shared import signing
+from shared.web import raw_body
+
+BODYLESS_METHODS = frozenset({"GET", "HEAD"})
+
+
+def signed_payload() -> bytes:
+    """What the partner signed: the raw body, or for GET the canonical query string."""
+    if request.method in BODYLESS_METHODS:
+        return signing.canonical_query(request.args.items(multi=True)).encode("utf-8")
+    # The raw bytes as received: re-serialised JSON would differ in spacing and escapes.
+    return raw_body()
+
+
+def authenticate(secrets: Sequence[str], now: float) -> str:
+    """Verify the current request's signature; the normalised signature for replay checks.
+
+    Raises SignatureRejected. The path is signed without its query string.
+    """
+    return signing.verify(
+        secrets,
+        request.method,
+        request.path,
+        request.headers.get("x-timestamp"),
+        request.headers.get("x-signature"),
+        signed_payload(),
+        now=now,
+    )

@@ -1,0 +1,249 @@
+"""Sabong fixtures: the app on a real Redis, a partner that signs exactly what it sends,
+and a real gunicorn (gthread) server for tests that cross a process."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from services.sabong import create_app
+from services.sabong.runtime import CLOCK
+from shared import signing
+from shared.embedded import EmbeddedRedis, free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SECRET = "your-secret-key"  # the contract's test-vector secret
+PATH = "/api/v1/generate-auth-token"
+VECTOR_TIME = 1706802000  # x-timestamp of the contract's vectors (2024-02-01T15:40:00Z)
+
+
+def base_settings(redis_url: str, **extra: str) -> dict[str, str]:
+    """Explicit settings for a test app: never the developer's `.env` secrets."""
+    return {
+        "APP_ENV": "development",
+        "REDIS_URL": redis_url,
+        "SABONG_CLIENT_SECRETS": SECRET,
+        "SABONG_SESSION_SECRET": "test-session-secret-" + "s" * 24,
+        "USSD_LOGIN_JWT_SECRET": "test-login-jwt-secret-" + "l" * 24,
+        "USSD_SERVICE_ID_SECRET": "test-service-id-secret-" + "i" * 24,
+        **extra,
+    }
+
+
+@pytest.fixture(autouse=True)
+def isolated_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app in these tests reads (and could write) a throwaway `.env`."""
+    monkeypatch.setenv("DOTENV_PATH", str(tmp_path / "test.env"))
+    for name in list(os.environ):
+        if name.startswith("SABONG_") or name == "REDIS_URL":
+            monkeypatch.delenv(name)
+
+
+MakeApp = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(redis_url: str) -> MakeApp:
+    """Build an app on the per-test Redis with extra settings."""
+
+    def build(redis: str | None = None, **extra: str) -> Flask:
+        return create_app(base_settings(redis or redis_url, **extra))
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def compact(body: Mapping[str, Any]) -> bytes:
+    """JSON as most partners send it: compact, UTF-8."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def valid_fields(**overrides: Any) -> dict[str, Any]:
+    """A valid generate-auth-token body with a unique (ignored) field, so no replays."""
+    body: dict[str, Any] = {
+        "clientId": "CLIENT_001",
+        "username": "testuser001",
+        "displayName": "Client One",
+        "ipAddress": "192.168.1.100",
+        "expiration": 5,
+        "requestId": uuid.uuid4().hex,
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not _DROP}
+
+
+_DROP = object()
+DROP: Any = _DROP  # pass as a field value to leave the field out
+
+
+@dataclass
+class Partner:
+    """A Sabong partner using the Flask test client: signs exactly the bytes it sends."""
+
+    client: FlaskClient
+    secret: str = SECRET
+
+    def now(self) -> int:
+        app = self.client.application
+        return int(app.config[CLOCK]())
+
+    def post(
+        self,
+        body: bytes | Mapping[str, Any],
+        *,
+        path: str = PATH,
+        timestamp: int | str | None = None,
+        secret: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        signed_path: str | None = None,
+    ) -> TestResponse:
+        """POST `body` (bytes as-is, a mapping as compact JSON) with a valid signature."""
+        data = body if isinstance(body, bytes) else compact(body)
+        stamp = str(self.now() if timestamp is None else timestamp)
+        sig = signing.sign(
+            secret or self.secret, "POST", signed_path or path.split("?")[0], stamp, data
+        )
+        sent = {"x-signature": sig, "x-timestamp": stamp, "Content-Type": "application/json"}
+        sent.update(headers or {})
+        return self.client.post(path, data=data, headers=sent)
+
+    def issue(self, **fields: Any) -> dict[str, Any]:
+        """Issue a token for a valid body; the response data (asserts success)."""
+        response = self.post(valid_fields(**fields))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        data: dict[str, Any] = response.get_json()["data"]
+        return data
+
+
+@pytest.fixture
+def partner(client: FlaskClient) -> Partner:
+    return Partner(client)
+
+
+@pytest.fixture
+def vector_partner(app: Flask, client: FlaskClient) -> Partner:
+    """A partner whose server clock reads the contract vectors' timestamp."""
+    app.config[CLOCK] = lambda: float(VECTOR_TIME)
+    return Partner(client)
+
+
+# -- a real server --------------------------------------------------------------------
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class LiveSabong:
+    """A gunicorn (gthread) Sabong server on a free port, signing like a partner."""
+
+    url: str
+    secret: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> HttpAnswer:
+        """One request on a fresh connection (safe from many threads); no redirects."""
+        parts = urllib.parse.urlsplit(self.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
+            conn.request(method, path, body=body or None, headers=dict(headers or {}))
+            answer = conn.getresponse()
+            return HttpAnswer(answer.status, dict(answer.getheaders()), answer.read())
+        finally:
+            conn.close()
+
+    def post_signed(self, body: Mapping[str, Any]) -> HttpAnswer:
+        data = compact(body)
+        stamp = str(int(time.time()))
+        sig = signing.sign(self.secret, "POST", PATH, stamp, data)
+        headers = {"x-signature": sig, "x-timestamp": stamp, "Content-Type": "application/json"}
+        return self.request("POST", PATH, data, headers)
+
+
+@contextlib.contextmanager
+def gunicorn_sabong(redis_url: str, log_dir: Path, threads: int = 16) -> Iterator[LiveSabong]:
+    """Run services.sabong.wsgi:app under gunicorn with gthread workers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    secret = secrets.token_urlsafe(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SABONG_", "USSD_"))}
+    env.update(base_settings(redis_url, SABONG_CLIENT_SECRETS=secret, SABONG_LOGIN_BASE_URL=url))
+    env.update(DOTENV_PATH=str(log_dir / "live.env"), PYTHONPATH=str(PROJECT_ROOT))
+    log_path = log_dir / "gunicorn-sabong.log"
+    command = [
+        sys.executable, "-m", "gunicorn", "services.sabong.wsgi:app",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        "--worker-class", "gthread", "--threads", str(threads),
+        "--graceful-timeout", "3",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    live = LiveSabong(url, secret, env)
+    try:
+        _wait_healthy(live, process, log_path)
+        yield live
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_healthy(live: LiveSabong, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(OSError):
+            if live.request("GET", "/healthz").status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn not healthy in 30 s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def live_sabong(
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveSabong]:
+    """One real server for the session, on the session Redis (tests flush via redis_url)."""
+    with gunicorn_sabong(redis_server.url, tmp_path_factory.mktemp("sabong-live")) as live:
+        yield live

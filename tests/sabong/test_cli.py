@@ -1,0 +1,104 @@
+"""The operator CLI: show-user, list-users, audit; and a clear message without REDIS_URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.sabong.cli import main
+
+from .conftest import PROJECT_ROOT, Partner
+
+
+def run(capsys: pytest.CaptureFixture[str], redis_url: str, *argv: str) -> tuple[int, Any, str]:
+    code = main(list(argv), environ={"REDIS_URL": redis_url})
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out else None), err
+
+
+def test_show_user_prints_user_and_wallet_without_password(
+    partner: Partner, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    partner.issue(clientId="CLI-1", username="cli", displayName="Cli User")
+    code, shown, _ = run(capsys, redis_url, "show-user", "CLI-1")
+    assert code == 0
+    assert isinstance(shown, dict)
+    assert shown["user"]["id"] == 1 and shown["user"]["name"] == "Cli User"
+    assert shown["user"]["referralCode"].startswith("REF-")
+    assert "password" not in shown["user"]
+    assert shown["wallet"] == {"currency": "USD", "balance": "0.00"}
+
+
+def test_show_user_unknown_client_is_exit_1(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, shown, err = run(capsys, redis_url, "show-user", "NOBODY")
+    assert (code, shown) == (1, None)
+    assert "NOBODY" in err
+
+
+def test_list_users_in_id_order(
+    partner: Partner, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("B", "A", "C"):
+        partner.issue(clientId=f"LIST-{name}")
+    code, listed, _ = run(capsys, redis_url, "list-users")
+    assert code == 0
+    assert [(u["id"], u["clientId"]) for u in listed] == [
+        (1, "LIST-B"),
+        (2, "LIST-A"),
+        (3, "LIST-C"),
+    ]
+
+
+def test_audit_lists_recent_issuances_newest_first(
+    partner: Partner, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for last in range(1, 4):
+        partner.issue(clientId="AUDIT-1", ipAddress=f"10.0.0.{last}")
+    code, entries, _ = run(capsys, redis_url, "audit", "AUDIT-1", "--limit", "2")
+    assert code == 0
+    assert [e["ipAddress"] for e in entries] == ["10.0.0.3", "10.0.0.2"]
+    assert all(e["userId"] == "1" and e["clientId"] == "AUDIT-1" for e in entries)
+
+
+def test_redis_down_is_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.embedded import free_port
+
+    code, shown, err = run(capsys, f"redis://127.0.0.1:{free_port()}/0", "list-users")
+    assert (code, shown) == (1, None)
+    assert "cannot be reached" in err
+
+
+def test_missing_redis_url_prints_how_to_set_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["DOTENV_PATH"] = str(tmp_path / "empty.env")
+    result = subprocess.run(
+        [sys.executable, "-m", "services.sabong", "list-users"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "REDIS_URL is not set" in result.stderr
+    assert "make run" in result.stderr
+    assert result.stdout == ""
+
+
+def test_redis_url_is_read_from_dotenv(
+    partner: Partner, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    partner.issue(clientId="DOT")
+    dotenv = tmp_path / "ops.env"
+    dotenv.write_text(f"REDIS_URL={redis_url}\n")
+    assert main(["show-user", "DOT"], environ={"DOTENV_PATH": str(dotenv)}) == 0
+    assert json.loads(capsys.readouterr().out)["user"]["clientId"] == "DOT"
