@@ -107,6 +107,9 @@ def load_settings(
 
 def ensure_dev_secrets(path: Path = DEFAULT_DOTENV) -> dict[str, str]:
     """Append any missing development secret to `path`; return every secret in it."""
+    if path.exists() and not path.is_file():
+        # Never write secrets into (or chmod) a device, FIFO or directory by mistake.
+        raise ConfigError(f"{path} is not a regular file; point DOTENV_PATH at a file")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as handle:
         # Several gunicorn workers may start at once: the lock makes them agree.

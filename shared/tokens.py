@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import hmac
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +40,24 @@ def issue(token_type: TokenType, claims: Mapping[str, Any], now: int | None = No
     """Sign `claims` plus `iat` and `exp` as a token of `token_type`."""
     issued_at = int(time.time()) if now is None else now
     payload = {**claims, "iat": issued_at, "exp": issued_at + token_type.lifetime}
-    return jwt.encode(payload, token_type.key, algorithm=ALGORITHM, headers={"typ": token_type.typ})
+    # Byte for byte what jwt.encode produces (sorted header, compact JSON, unpadded
+    # base64url, HMAC-SHA256), at a fraction of its CPU: issuing is on hot paths.
+    signing_input = _header_segment(token_type.typ) + b"." + _b64url(_compact_json(payload))
+    signature = hmac.new(token_type.key, signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _b64url(data: str | bytes) -> bytes:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+
+@functools.lru_cache(maxsize=16)
+def _header_segment(typ: str) -> bytes:
+    return _b64url(_compact_json({"alg": ALGORITHM, "typ": typ}))
 
 
 def verify(token_type: TokenType, token: str, now: int | None = None) -> dict[str, Any]:

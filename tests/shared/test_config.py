@@ -43,3 +43,8 @@ def test_malformed_integer_setting_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         settings.get_int("X", 1)
     assert settings.get_list("MISSING") == ()
+
+
+def test_dotenv_path_that_is_not_a_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_settings(environ={"DOTENV_PATH": str(tmp_path)})

@@ -1,0 +1,218 @@
+"""`/docs`: the asset table, path-traversal refusal, and Swagger UI really rendering both APIs."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.docs import docs_asset
+from shared.embedded import free_port
+from tests.live_services import PROJECT_ROOT, real_gateway, service_env
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+DOC = json.loads(docs_asset("/openapi.json")[1])  # type: ignore[index]
+DOCUMENTED_PATHS = set(DOC["paths"])
+
+
+def test_page_loads_only_local_assets() -> None:
+    content_type, page = docs_asset("/docs") or ("", b"")
+    assert content_type.startswith("text/html")
+    html = page.decode()
+    for asset in ("/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/init.js"):
+        assert f'"{asset}"' in html
+        served = docs_asset(asset)
+        assert served is not None and len(served[1]) > 0
+    assert "http://" not in html and "https://" not in html  # no CDN
+    init = docs_asset("/docs/init.js")
+    assert init is not None
+    assert b'url: "/openapi.json"' in init[1]
+    assert b"validatorUrl: null" in init[1]  # never send the document to an outside validator
+
+
+def test_content_types() -> None:
+    expected = {
+        "/openapi.json": "application/json",
+        "/docs/": "text/html",
+        "/docs/swagger-ui-bundle.js": "text/javascript",
+        "/docs/swagger-ui.css": "text/css",
+        "/docs/favicon-32x32.png": "image/png",
+        "/docs/LICENSE": "text/plain",
+    }
+    for path, content_type in expected.items():
+        served = docs_asset(path)
+        assert served is not None, path
+        assert served[0].startswith(content_type)
+    assert b"Apache License" in docs_asset("/docs/LICENSE")[1]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs/../shared/config.py",
+        "/docs/..%2f..%2fshared%2fconfig.py",
+        "/docs/%2e%2e/pyproject.toml",
+        "/docs//etc/passwd",
+        "/docs/swagger-ui.css/../../../etc/passwd",
+        "/docs/./swagger-ui.css",
+        "/docs/index.html",
+        "/docs/swagger-initializer.js",  # the package's own initializer points at a petstore
+        "/docs/swagger-ui-bundle.js.map",
+        "/openapi.json/",
+        "/docs.json",
+        "",
+        "/",
+    ],
+)
+def test_anything_outside_the_allow_list_is_none(path: str) -> None:
+    assert docs_asset(path) is None
+
+
+# -- a real browser -------------------------------------------------------------------
+
+DOCS_SERVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from gateway.docs import docs_asset
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        asset = docs_asset(self.path)
+        if asset is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", asset[0])
+        self.send_header("Content-Length", str(len(asset[1])))
+        self.end_headers()
+        self.wfile.write(asset[1])
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+@contextlib.contextmanager
+def _serving(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run a server subprocess until `/docs` answers 200; yield its base URL."""
+    process = subprocess.Popen(
+        argv, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(base + "/docs", timeout=2) as answer,
+            ):
+                if answer.status == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("docs server did not come up in 30 s")
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def stdlib_docs_server() -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    with _serving([sys.executable, "-c", DOCS_SERVER, str(port)], port, env) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (Debian chromium)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,2000",
+        # Every host but loopback fails to resolve: the page must render without any CDN.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory(prefix="docs-chromium-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def _rendered_paths(driver: object, url: str, screenshot: Path) -> tuple[set[str], str]:
+    """Open the docs page; return the operation paths Swagger UI rendered and the title."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)  # type: ignore[attr-defined]
+    WebDriverWait(driver, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")) >= 13
+    )
+    paths = {
+        element.get_attribute("data-path")
+        for element in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")  # type: ignore[attr-defined]
+    }
+    title = driver.find_element(By.CSS_SELECTOR, ".info .title").text  # type: ignore[attr-defined]
+    driver.save_screenshot(str(screenshot))  # type: ignore[attr-defined]
+    return paths, title
+
+
+@pytest.mark.browser
+def test_swagger_ui_renders_both_apis(browser: object, tmp_path: Path) -> None:
+    with stdlib_docs_server() as base:
+        paths, title = _rendered_paths(browser, base + "/docs", tmp_path / "docs.png")
+    assert "Partner APIs" in title
+    assert paths == DOCUMENTED_PATHS
+    assert "/api/clients/generate-service-id" in paths
+    assert "/api/v1/generate-auth-token" in paths
+
+
+@pytest.mark.browser
+def test_docs_through_the_real_gateway(browser: object, tmp_path: Path) -> None:
+    if importlib.util.find_spec("gateway.server") is None:
+        pytest.skip("gateway.server not available yet")
+    # Upstreams are not used by /docs; rate limiting off so no Redis is needed.
+    env = service_env("redis://127.0.0.1:1/0", tmp_path / "gateway.env", GATEWAY_RATE_LIMIT="0")
+    with real_gateway(env, tmp_path) as base:
+        paths, _ = _rendered_paths(browser, base + "/docs", tmp_path / "gateway-docs.png")
+        with urllib.request.urlopen(base + "/openapi.json", timeout=5) as answer:
+            assert json.loads(answer.read()) == DOC
+    assert paths == DOCUMENTED_PATHS

@@ -1,0 +1,207 @@
+"""The OpenAPI document: valid 3.1, complete against the SPEC, examples true to schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from gateway.docs import docs_asset
+from shared.signing import sign
+
+DOC_URI = "urn:partner-openapi"
+DOC: dict[str, Any] = json.loads(resources.files("shared").joinpath("openapi.json").read_bytes())
+REGISTRY: Registry[Any] = Registry().with_resource(
+    DOC_URI, Resource.from_contents(DOC, default_specification=DRAFT202012)
+)
+
+SPEC_OPERATIONS = {
+    ("post", "/api/auth/login"),
+    ("post", "/api/clients/generate-service-id"),
+    ("post", "/api/clients/generate-api-key"),
+    ("get", "/api/clients/me"),
+    ("post", "/api/clients/revoke-service-id"),
+    ("post", "/api/v1/generate-auth-token"),
+    ("get", "/api/v1/me"),
+    ("get", "/login/{token}"),
+    ("post", "/login/{token}"),
+    ("get", "/me"),
+    ("post", "/logout"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+}
+K2_PREFIXES = ("/api/auth/", "/api/clients/")
+SABONG_PREFIXES = ("/api/v1/", "/login/", "/me", "/logout")
+GATEWAY_STATUSES = ("413", "429", "502", "504")
+
+
+def validator_at(pointer: str) -> Draft202012Validator:
+    """A validator for the schema at `pointer` in the document, refs resolved in place."""
+    return Draft202012Validator(
+        {"$ref": f"{DOC_URI}#{pointer}"},
+        registry=REGISTRY,
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(method, path, operation) for every operation in the document."""
+    for path, item in DOC["paths"].items():
+        for method, operation in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                yield method, path, operation
+
+
+def examples_with_schemas() -> Iterator[tuple[str, Any]]:
+    """(schema pointer, example) for every media example and every schema-level example."""
+    for path, item in DOC["paths"].items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict):
+                continue
+            bodies = [("requestBody", operation.get("requestBody", {}))]
+            bodies += [(f"responses/{s}", r) for s, r in operation.get("responses", {}).items()]
+            for where, holder in bodies:
+                for media, content in holder.get("content", {}).items():
+                    pointer = (
+                        f"/paths/{_escape(path)}/{method}/{where}/content/{_escape(media)}/schema"
+                    )
+                    if "example" in content:
+                        yield pointer, content["example"]
+                    for example in content.get("examples", {}).values():
+                        yield pointer, example["value"]
+    for name, response in DOC["components"]["responses"].items():
+        for media, content in response.get("content", {}).items():
+            pointer = f"/components/responses/{name}/content/{_escape(media)}/schema"
+            yield pointer, content["example"]
+    for name, schema in DOC["components"]["schemas"].items():
+        if "example" in schema:
+            yield f"/components/schemas/{name}", schema["example"]
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    assert DOC["openapi"].startswith("3.1.")
+    validate(DOC)
+
+
+def test_every_spec_endpoint_is_documented() -> None:
+    documented = {(method, path) for method, path, _ in operations()}
+    assert documented >= SPEC_OPERATIONS, SPEC_OPERATIONS - documented
+
+
+def test_operation_ids_are_unique() -> None:
+    ids = [operation["operationId"] for _, _, operation in operations()]
+    assert len(ids) == len(set(ids))
+
+
+EXAMPLES = list(examples_with_schemas())
+
+
+@pytest.mark.parametrize(("pointer", "example"), EXAMPLES, ids=[p for p, _ in EXAMPLES])
+def test_examples_satisfy_their_schemas(pointer: str, example: Any) -> None:
+    errors = [e.message for e in validator_at(pointer).iter_errors(example)]
+    assert not errors
+
+
+def test_schemas_reject_what_the_contract_rejects() -> None:
+    token_response = validator_at("/components/schemas/GenerateAuthTokenResponse")
+    good = DOC["components"]["schemas"]["GenerateAuthTokenResponse"]["example"]
+    assert token_response.is_valid(good)
+    extra_field = {**good, "data": {**good["data"], "debug": "leak"}}
+    short_token = {**good, "data": {**good["data"], "token": "abc"}}
+    no_millis = {**good, "data": {**good["data"], "expiration": "2026-02-01T14:59:42Z"}}
+    for bad in (extra_field, short_token, no_millis):
+        assert not token_response.is_valid(bad)
+    k2_error = validator_at("/components/schemas/K2Error")
+    assert k2_error.is_valid({"status": 401, "message": "Invalid JWT token", "data": None})
+    assert not k2_error.is_valid({"status": "error", "message": "x", "data": None})
+
+
+def _json_schema_refs(operation: dict[str, Any], status: str) -> str:
+    """The serialised schemas of one response (after following a components/responses ref)."""
+    response = operation["responses"][status]
+    if "$ref" in response:
+        response = DOC["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    return json.dumps(response.get("content", {}).get("application/json", {}))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), sorted((m, p) for m, p, _ in operations() if p.startswith(K2_PREFIXES))
+)
+def test_k2_errors_use_the_k2_envelope(method: str, path: str) -> None:
+    operation = DOC["paths"][path][method]
+    for status in operation["responses"]:
+        if int(status) >= 400:
+            assert "#/components/schemas/K2Error" in _json_schema_refs(operation, status)
+    for status in GATEWAY_STATUSES:
+        assert operation["responses"][status]["$ref"].endswith(f"/K2{_gateway_name(status)}")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    sorted((m, p) for m, p, _ in operations() if p.startswith(SABONG_PREFIXES)),
+)
+def test_sabong_operations_carry_gateway_errors_in_the_sabong_envelope(
+    method: str, path: str
+) -> None:
+    operation = DOC["paths"][path][method]
+    for status in GATEWAY_STATUSES:
+        assert operation["responses"][status]["$ref"].endswith(f"/Sabong{_gateway_name(status)}")
+        assert "#/components/schemas/SabongError" in _json_schema_refs(operation, status)
+
+
+def _gateway_name(status: str) -> str:
+    return {
+        "413": "PayloadTooLarge",
+        "429": "TooManyRequests",
+        "502": "BadGateway",
+        "504": "GatewayTimeout",
+    }[status]
+
+
+def test_not_found_is_documented_for_both_families() -> None:
+    responses = DOC["components"]["responses"]
+    assert responses["K2NotFound"]["content"]["application/json"]["example"]["status"] == 404
+    assert (
+        responses["SabongNotFound"]["content"]["application/json"]["example"]["status"] == "error"
+    )
+
+
+def test_generate_auth_token_documents_the_signature_headers() -> None:
+    operation = DOC["paths"]["/api/v1/generate-auth-token"]["post"]
+    headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+    assert headers["x-signature"]["required"] and headers["x-timestamp"]["required"]
+    assert {"400", "401", "500"} <= set(operation["responses"])
+    assert "X-Auth-Error" in operation["responses"]["401"]["headers"]
+
+
+def test_the_documented_signing_example_is_correct() -> None:
+    """The worked example in the description must verify with the real signing code."""
+    text = DOC["info"]["description"]
+    assert "StringToSign = METHOD + PATH + TIMESTAMP + PAYLOAD" in text
+    body = re.search(r"with body\s+`(\{.*?\})`", text, re.S)
+    signature = re.search(r"x-signature: ([0-9a-f]{64})", text)
+    assert body and signature
+    computed = sign(
+        "your-secret-key", "POST", "/api/v1/generate-auth-token", 1706802000, body.group(1)
+    )
+    assert computed == signature.group(1)
+
+
+def test_docs_serves_this_exact_document() -> None:
+    served = docs_asset("/openapi.json")
+    assert served is not None
+    content_type, body = served
+    assert content_type.startswith("application/json")
+    assert json.loads(body) == DOC
