@@ -75,3 +75,14 @@ def test_garbage_is_invalid(garbage: str) -> None:
 def test_short_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         tokens.TokenType("JWT", b"short", 3600)
+
+
+def test_issue_matches_pyjwt_byte_for_byte() -> None:
+    claims = {"serviceId": "7864e886-72f2-4e06-bfae-2ebdf7daa00a"}
+    expected = jwt.encode(
+        {**claims, "iat": 1749697271, "exp": 1749700871},
+        SERVICE.key,
+        algorithm="HS256",
+        headers={"typ": "JWT"},
+    )
+    assert tokens.issue(SERVICE, claims, now=1749697271) == expected

@@ -1,0 +1,89 @@
+"""Admin CLI for K2 client accounts (there is no sign-up endpoint by design)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shared.config import Settings, load_settings
+from shared.exceptions import ConfigError, PlatformError, StoreUnavailable
+
+from . import accounts
+from .context import MISSING_REDIS_URL, UssdContext, build_context
+
+Command = Callable[[UssdContext, argparse.Namespace], Any]
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """Run one admin command; prints JSON on success, `error: ...` and exit 1 otherwise."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings or load_settings()
+        if not settings.redis_url:
+            raise ConfigError(MISSING_REDIS_URL)
+        result = args.command(build_context(settings), args)
+    except StoreUnavailable:
+        print("error: Redis at REDIS_URL is unreachable; is `make run` up?", file=sys.stderr)
+        return 1
+    except PlatformError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _create(ctx: UssdContext, args: argparse.Namespace) -> Any:
+    return accounts.create_client(
+        ctx, args.username, _password(args), args.email, args.msisdn, args.role
+    )
+
+
+def _disable(ctx: UssdContext, args: argparse.Namespace) -> Any:
+    return accounts.set_active(ctx, args.username, active=False)
+
+
+def _enable(ctx: UssdContext, args: argparse.Namespace) -> Any:
+    return accounts.set_active(ctx, args.username, active=True)
+
+
+def _reset(ctx: UssdContext, args: argparse.Namespace) -> Any:
+    return accounts.reset_password(ctx, args.username, _password(args))
+
+
+def _list(ctx: UssdContext, args: argparse.Namespace) -> Any:
+    return accounts.list_clients(ctx)
+
+
+def _password(args: argparse.Namespace) -> str:
+    """--password, or a prompt (keeps the password out of shell history and `ps`)."""
+    return args.password if args.password is not None else getpass.getpass("Password: ")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.ussd",
+        description="Manage K2 USSD client accounts. Needs REDIS_URL (environment or .env).",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    create = _command(commands, "create-client", _create, "create an active client")
+    create.add_argument("--password", help="omit to be prompted")
+    create.add_argument("--email", default="")
+    create.add_argument("--msisdn", default=None)
+    create.add_argument("--role", default=accounts.DEFAULT_ROLE)
+    _command(commands, "disable-client", _disable, "disable; its tokens stop working at once")
+    _command(commands, "enable-client", _enable, "enable again (old tokens stay dead)")
+    reset = _command(commands, "reset-password", _reset, "set a new password")
+    reset.add_argument("--password", help="omit to be prompted")
+    commands.add_parser("list-clients", help="every client as JSON").set_defaults(command=_list)
+    return parser
+
+
+def _command(commands: Any, name: str, handler: Command, help_text: str) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+    sub.add_argument("--username", required=True)
+    sub.set_defaults(command=handler)
+    return sub

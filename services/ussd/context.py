@@ -1,0 +1,111 @@
+"""The service's wiring: settings turned into token types, limits, hashing and a store."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import cast
+
+from flask import current_app
+
+from shared import redis as shared_redis
+from shared.config import Settings
+from shared.exceptions import ConfigError
+from shared.tokens import TokenType
+
+from .passwords import DEFAULT_N, ScryptParams, hash_password
+from .store import UssdStore
+from .token_cache import VerifiedTokens
+
+LOGIN_TOKEN_TYP = "k2-login+jwt"  # noqa: S105 (a JWT type name, not a secret)
+# The seed's SERVICE_ID header is {"alg":"HS256","typ":"JWT"}; partners may inspect it.
+SERVICE_ID_TYP = "JWT"
+SERVICE_ID_LIFETIME = 3600
+EXTENSION = "ussd"
+MISSING_REDIS_URL = (
+    "REDIS_URL is not set. Start the platform with `make run` and set REDIS_URL to the "
+    "URL it prints (in the environment or in .env), e.g. REDIS_URL=redis://127.0.0.1:PORT/0"
+)
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failed logins allowed per username and per source address in one window."""
+
+    per_username: int
+    per_address: int
+    window: int
+
+
+@dataclass(frozen=True)
+class UssdContext:
+    """Everything a request handler or the admin CLI needs, built once per process."""
+
+    settings: Settings
+    store: UssdStore
+    login_token: TokenType
+    service_id_token: TokenType
+    scrypt: ScryptParams
+    dummy_hash: str
+    limits: LoginLimits
+    verified_login_tokens: VerifiedTokens
+    verified_service_ids: VerifiedTokens
+    # Password hashes running at once in this process. scrypt releases the GIL, so without
+    # a bound a burst of logins would occupy every thread and core; with it, logins queue
+    # and the other endpoints keep their share of the CPU.
+    hash_slots: threading.BoundedSemaphore
+
+
+def build_context(settings: Settings) -> UssdContext:
+    """Validate the USSD settings and create the Redis client (connects lazily)."""
+    url = settings.redis_url
+    if not url:
+        raise ConfigError(MISSING_REDIS_URL)
+    login_key = settings.secret("USSD_LOGIN_JWT_SECRET").encode("utf-8")
+    service_key = settings.secret("USSD_SERVICE_ID_SECRET").encode("utf-8")
+    if login_key == service_key:
+        # One key for both types would let a signature of one type verify as the other.
+        raise ConfigError("USSD_LOGIN_JWT_SECRET and USSD_SERVICE_ID_SECRET must differ")
+    scrypt = scrypt_params(settings)
+    login_token = TokenType(
+        LOGIN_TOKEN_TYP, login_key, positive_setting(settings, "USSD_LOGIN_JWT_TTL", 3600)
+    )
+    service_id_token = TokenType(SERVICE_ID_TYP, service_key, SERVICE_ID_LIFETIME)
+    return UssdContext(
+        settings=settings,
+        store=UssdStore(shared_redis.connect(url)),
+        login_token=login_token,
+        service_id_token=service_id_token,
+        verified_login_tokens=VerifiedTokens(login_token),
+        verified_service_ids=VerifiedTokens(service_id_token),
+        hash_slots=threading.BoundedSemaphore(
+            positive_setting(settings, "USSD_LOGIN_HASH_CONCURRENCY", 1)
+        ),
+        scrypt=scrypt,
+        # Unknown usernames are checked against this, so they cost as much as real ones.
+        dummy_hash=hash_password(secrets.token_urlsafe(24), scrypt),
+        limits=LoginLimits(
+            per_username=positive_setting(settings, "USSD_LOGIN_MAX_FAILURES_PER_USERNAME", 10),
+            per_address=positive_setting(settings, "USSD_LOGIN_MAX_FAILURES_PER_ADDRESS", 50),
+            window=positive_setting(settings, "USSD_LOGIN_FAILURE_WINDOW", 900),
+        ),
+    )
+
+
+def scrypt_params(settings: Settings) -> ScryptParams:
+    """The scrypt cost from `USSD_SCRYPT_N` (default 2**14); tests use a cheap one."""
+    return ScryptParams(n=settings.get_int("USSD_SCRYPT_N", DEFAULT_N))
+
+
+def current() -> UssdContext:
+    """The context of the app serving this request."""
+    return cast(UssdContext, current_app.extensions[EXTENSION])
+
+
+def positive_setting(settings: Settings, name: str, default: int) -> int:
+    """An integer setting that must be above zero."""
+    value = settings.get_int(name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value

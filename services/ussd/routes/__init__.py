@@ -1,0 +1,1 @@
+"""HTTP blueprints of the USSD service, one per resource."""

@@ -1,0 +1,126 @@
+"""The Redis key scheme: one hash slot per script, TTLs, and memory per Service ID."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis as redis_py
+from flask.testing import FlaskClient
+from redis.crc import key_slot
+
+from services.ussd import store
+from services.ussd.store import UssdStore
+
+from .helpers import bearer, jwt_parts, login, login_token, new_service_id
+
+# SPEC section 6: Redis memory per live Service ID <= 200 bytes.
+MAX_BYTES_PER_SERVICE_ID = 200
+
+
+def test_every_per_request_script_stays_in_one_hash_slot() -> None:
+    client_uuid = str(uuid.uuid4())
+    service_id = store.tagged_uuid(client_uuid)
+    api_key = store.tagged_uuid(client_uuid)
+    slots = {
+        key_slot(key.encode())
+        for key in (
+            store.client_key(client_uuid),
+            store.service_id_key(service_id),
+            store.api_key_key(api_key),
+            store.client_key(service_id),  # the record found from the serviceId alone
+        )
+    }
+    assert len(slots) == 1
+    login_counters = {
+        key_slot(store.username_failures_key("x{y}").encode()),
+        key_slot(store.address_failures_key("2001:db8::1").encode()),
+        key_slot(store.address_failures_key("not an {address}").encode()),
+    }
+    assert len(login_counters) == 1
+
+
+def test_tagged_ids_are_uuid4_and_keys_are_prefixed() -> None:
+    client_uuid = str(uuid.uuid4())
+    minted = store.tagged_uuid(client_uuid)
+    assert uuid.UUID(minted).version == 4 and minted[:8] == client_uuid[:8]
+    assert minted != store.tagged_uuid(client_uuid)
+    for key in (store.client_key(client_uuid), store.service_id_key(minted), store.USERS_KEY):
+        assert key.startswith("ussd:")
+
+
+def test_every_key_that_should_expire_has_a_ttl(
+    client: FlaskClient, partner, redis_client: redis_py.Redis
+) -> None:
+    token = login_token(client, partner)
+    service_id = new_service_id(client, token)
+    client.post("/api/clients/generate-api-key", headers=bearer(token),
+                json={"service_id": service_id})  # fmt: skip
+    login(client, partner.username, "wrong password")
+    permanent = {store.USERS_KEY, store.client_key(partner.record["id"])}
+    keys = set(redis_client.scan_iter("*"))
+    assert permanent < keys
+    for key in keys - permanent:
+        assert redis_client.ttl(key) > 0, key
+
+
+def test_service_id_memory_is_at_most_200_bytes(redis_url: str, ctx, partner) -> None:
+    redis_store: UssdStore = ctx.store
+    client_uuid = partner.record["id"]
+    count = 5_000  # a stable average in ~1 s (20k gave the same figure, seconds slower)
+    before = redis_store.redis.info("memory")["used_memory"]
+    for _ in range(count):
+        assert redis_store.issue_service_id(client_uuid, 1, store.tagged_uuid(client_uuid), 3600)
+    after = redis_store.redis.info("memory")["used_memory"]
+    per_id = (after - before) / count
+    print(f"redis memory per live Service ID: {per_id:.1f} bytes")
+    assert per_id <= MAX_BYTES_PER_SERVICE_ID
+
+
+def test_service_id_for_a_missing_client_is_refused(ctx) -> None:
+    ghost = str(uuid.uuid4())
+    assert not ctx.store.issue_service_id(ghost, 1, store.tagged_uuid(ghost), 3600)
+
+
+def test_service_ids_of_two_clients_resolve_to_their_own_records(
+    client: FlaskClient, make_partner
+) -> None:
+    first, second = make_partner("first"), make_partner("second")
+    sid_first = new_service_id(client, login_token(client, first))
+    sid_second = new_service_id(client, login_token(client, second))
+    me_first = client.get("/api/clients/me", headers=bearer(sid_first)).get_json()["data"]
+    me_second = client.get("/api/clients/me", headers=bearer(sid_second)).get_json()["data"]
+    assert me_first["client"]["id"] == first.record["id"]
+    assert me_second["client"]["id"] == second.record["id"]
+    assert jwt_parts(sid_first)[1]["serviceId"][:8] == first.record["id"][:8]
+
+
+def test_hot_paths_take_one_redis_round_trip(
+    client: FlaskClient, ctx, partner, monkeypatch
+) -> None:
+    token = login_token(client, partner)
+    service_id = new_service_id(client, token)
+    sent: list[str] = []
+    original = ctx.store.redis.execute_command
+
+    def counting(*args, **options):  # type: ignore[no-untyped-def]
+        sent.append(str(args[0]))
+        return original(*args, **options)
+
+    monkeypatch.setattr(ctx.store.redis, "execute_command", counting)
+    calls = {
+        "generate-service-id": lambda: client.post(
+            "/api/clients/generate-service-id", headers=bearer(token)
+        ),
+        "me": lambda: client.get("/api/clients/me", headers=bearer(service_id)),
+        "generate-api-key": lambda: client.post(
+            "/api/clients/generate-api-key", headers=bearer(token), json={"service_id": service_id}
+        ),
+        "revoke-service-id": lambda: client.post(
+            "/api/clients/revoke-service-id", headers=bearer(service_id)
+        ),
+    }
+    for name, call in calls.items():
+        assert call().status_code in (200, 201), name  # first use also loads the script
+        sent.clear()
+        call()
+        assert sent == ["EVALSHA"], (name, sent)
