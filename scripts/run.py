@@ -1,0 +1,230 @@
+"""`make run`: Redis, both services and the gateway in the foreground, stopped together.
+
+Every child runs in its own process group, so stopping one stops all of its processes
+(gunicorn workers included) and a Ctrl-C in the terminal reaches only this supervisor,
+which then stops the children in order: the gateway, the services, Redis last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from shared.config import PROJECT_ROOT, Settings, load_settings
+from shared.embedded import EmbeddedRedis
+from shared.exceptions import ConfigError
+
+from . import banner
+from .children import Child, StartupError, port_in_use, probe_host, redact_url
+from .serve import COMPONENTS, bind_address, bind_host, port
+
+DEFAULT_REDIS_PORT = 6390  # not 6379, so a system Redis on the default port is never touched
+DEFAULT_READY_TIMEOUT = 60.0
+DEFAULT_STOP_GRACE = 15.0
+POLL_SECONDS = 0.2
+
+
+class StopFlag:
+    """Counts SIGINT/SIGTERM/SIGHUP: one asks for a clean stop, a second for a kill."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def install(self) -> None:
+        """Route the stop signals to this flag."""
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self)
+
+
+def var_dir(settings: Settings) -> Path:
+    """Where run-time data and logs live (`RUN_VAR_DIR`, default `var/` in the project)."""
+    raw = settings.get("RUN_VAR_DIR")
+    return Path(raw).resolve() if raw else PROJECT_ROOT / "var"
+
+
+def child_command(component: str) -> list[str]:
+    """What `make run` starts for a component: the same entry point the containers run."""
+    return [sys.executable, "-m", "scripts.serve", component]
+
+
+def embedded_redis(settings: Settings, data: Path) -> EmbeddedRedis:
+    """The bundled Redis (AOF on) on `REDIS_PORT`, its data under `data/redis`."""
+    redis_port = settings.get_int("REDIS_PORT", DEFAULT_REDIS_PORT)
+    return EmbeddedRedis(data / "redis", port=redis_port, appendonly=True)
+
+
+def children_env(settings: Settings, redis_url: str, data: Path) -> dict[str, str]:
+    """The environment of every child: ours, plus where Redis and the services are."""
+    host = probe_host(bind_host(settings))
+    gateway_url = f"http://{bind_address(host, port('gateway', settings))}"
+    env = dict(os.environ)
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "GATEWAY_USSD_UPSTREAMS": settings.get(
+                "GATEWAY_USSD_UPSTREAMS", bind_address(host, port("ussd", settings))
+            ),
+            "GATEWAY_SABONG_UPSTREAMS": settings.get(
+                "GATEWAY_SABONG_UPSTREAMS", bind_address(host, port("sabong", settings))
+            ),
+            # loginLink must point at this gateway, whichever port it was given.
+            "SABONG_LOGIN_BASE_URL": settings.get("SABONG_LOGIN_BASE_URL", gateway_url),
+            "METRICS_DIR": settings.get("METRICS_DIR", str(data / "metrics")),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def build_children(settings: Settings, data: Path) -> tuple[list[Child], str, EmbeddedRedis | None]:
+    """Redis (unless REDIS_URL is set) and the three components, in start order."""
+    redis = None if settings.redis_url else embedded_redis(settings, data)
+    redis_url = settings.redis_url or (redis.url if redis else "")
+    env = children_env(settings, redis_url, data)
+    logs = data / "log"
+    children: list[Child] = []
+    if redis is not None:
+        children.append(Child.for_redis(redis, env))
+    else:
+        children.append(Child.external_redis(redis_url))
+    host = probe_host(bind_host(settings))
+    for component in COMPONENTS:
+        url = f"http://{bind_address(host, port(component, settings))}/readyz"
+        children.append(
+            Child(component, child_command(component), env, logs / f"{component}.log", url)
+        )
+    return children, redis_url, redis
+
+
+def check_ports(settings: Settings, redis: EmbeddedRedis | None) -> None:
+    """Refuse to start when a port is taken, naming it and the setting that moves it."""
+    wanted = {f"{c.upper()}_PORT": (bind_host(settings), port(c, settings)) for c in COMPONENTS}
+    if redis is not None:
+        wanted["REDIS_PORT"] = (redis.host, redis.port)
+    for name, (host, number) in wanted.items():
+        if port_in_use(host, number):
+            raise StartupError(
+                f"port {number} on {host} is already in use ({name}); stop whatever holds it "
+                f"(an earlier `make run`?) or choose another port with {name}=..."
+            )
+
+
+def start_all(children: list[Child], stop: StopFlag, timeout: float) -> None:
+    """Start each child, then wait until every one is ready (bounded by `timeout`)."""
+    for child in children:
+        child.start()
+    deadline = time.monotonic() + timeout
+    pending = list(children)
+    while pending:
+        if stop.requested:
+            raise StartupError("stopped before start-up finished")
+        for child in children:
+            child.check_alive(during="start-up")
+        pending = [child for child in pending if not child.ready()]
+        if pending and time.monotonic() > deadline:
+            first = pending[0]
+            raise StartupError(
+                f"{first.name} is not ready within {timeout:g} s ({redact_url(first.probe_url)})"
+                f"{first.tail_message()}"
+            )
+        if pending:
+            time.sleep(POLL_SECONDS)
+
+
+def supervise(children: list[Child], stop: StopFlag) -> None:
+    """Block until a stop is requested; a child that dies meanwhile is a StartupError."""
+    while not stop.requested:
+        for child in children:
+            child.check_alive(during="operation")
+        time.sleep(POLL_SECONDS)
+
+
+def stop_all(children: list[Child], stop: StopFlag, grace: float) -> None:
+    """Stop in stages: the gateway (no new requests), the services, then Redis."""
+    stages = (("gateway",), ("ussd", "sabong"), ("redis",))
+    for names in stages:
+        stop_stage([child for child in children if child.name in names], stop, grace)
+
+
+def stop_stage(group: list[Child], stop: StopFlag, grace: float) -> None:
+    """SIGTERM every child of `group`, wait up to `grace`, then SIGKILL what is left."""
+    for child in group:
+        child.terminate()
+    deadline = time.monotonic() + grace
+    while any(not child.gone() for child in group):
+        # A second Ctrl-C means "now": skip the rest of the grace period.
+        if time.monotonic() > deadline or stop.count > 1:
+            break
+        time.sleep(0.05)
+    for child in group:
+        child.kill()
+
+
+def seconds(settings: Settings, name: str, default: float) -> float:
+    """A positive duration setting; anything else is a ConfigError naming it."""
+    raw = settings.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def settings_or_exit() -> tuple[Settings, float, float]:
+    """Settings (generating development secrets once), ready timeout and stop grace."""
+    try:
+        settings = load_settings()
+        ready_timeout = seconds(settings, "RUN_READY_TIMEOUT", DEFAULT_READY_TIMEOUT)
+        stop_grace = seconds(settings, "RUN_STOP_GRACE", DEFAULT_STOP_GRACE)
+    except ConfigError as exc:
+        sys.exit(f"run: configuration error: {exc}")
+    return settings, ready_timeout, stop_grace
+
+
+def main() -> int:
+    """Start everything, print how to use it, run until stopped; the exit status."""
+    stop = StopFlag()
+    stop.install()
+    settings, ready_timeout, stop_grace = settings_or_exit()
+    data = var_dir(settings)
+    children: list[Child] = []
+    status = 0
+    try:
+        children, redis_url, redis = build_children(settings, data)
+        check_ports(settings, redis)
+        started = time.monotonic()
+        start_all(children, stop, ready_timeout)
+        ready_in = time.monotonic() - started
+        banner.show(settings, data, redis_url, embedded=redis is not None, ready_in=ready_in)
+        supervise(children, stop)
+    except (StartupError, ConfigError) as exc:
+        print(f"run: {exc}", file=sys.stderr, flush=True)
+        status = 0 if stop.requested and not _died(children) else 1
+    finally:
+        print("run: stopping ...", file=sys.stderr, flush=True)
+        stopping = time.monotonic()
+        stop_all(children, stop, stop_grace)
+        print(f"run: stopped in {time.monotonic() - stopping:.1f} s", file=sys.stderr, flush=True)
+    return status
+
+
+def _died(children: list[Child]) -> bool:
+    """True when some child exited without being asked to."""
+    return any(child.died_unexpectedly() for child in children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
