@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	TEST_REDIS=cluster $(VENV)/bin/pytest tests/sabong tests/ussd -m "not browser and not slow" -q
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -1,14 +1,48 @@
-"""Fixtures every test package uses: real Redis servers started by the tests."""
+"""Fixtures every test package uses: real Redis servers started by the tests.
+
+`TEST_REDIS=cluster` in the environment runs the suites that use `redis_url` /
+`redis_client` against a real 3-master Redis Cluster (`redis+cluster://` URL, cluster
+client) instead of one server. Tests that only make sense on one server carry
+`@pytest.mark.single_redis("why")` and are skipped, with that reason, in cluster mode.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis as redis_py
+from redis.cluster import RedisCluster
 
-from shared.embedded import EmbeddedRedis
+from shared.cluster import LocalRedisCluster, redis_cli_binary
+from shared.embedded import EmbeddedRedis, redis_server_binary
+from shared.exceptions import ConfigError
+
+REDIS_MODES = ("single", "cluster")
+REDIS_MODE = os.environ.get("TEST_REDIS", "single").strip().lower() or "single"
+CLUSTER_MODE = REDIS_MODE == "cluster"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if REDIS_MODE not in REDIS_MODES:
+        raise pytest.UsageError(f"TEST_REDIS must be one of {REDIS_MODES}, not {REDIS_MODE!r}")
+    config.addinivalue_line(
+        "markers", "single_redis(reason): only meaningful on one Redis server (TEST_REDIS=single)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In cluster mode, skip the tests marked single_redis, saying why."""
+    if not CLUSTER_MODE:
+        return
+    for item in items:
+        marker = item.get_closest_marker("single_redis")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "single-server test"
+            item.add_marker(pytest.mark.skip(reason=f"TEST_REDIS=cluster: {reason}"))
 
 
 @pytest.fixture(scope="session")
@@ -20,18 +54,54 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.stop()
 
 
-@pytest.fixture
-def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
-    """URL of the session Redis, emptied before each test."""
-    client = redis_py.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
-    yield redis_server.url
+@pytest.fixture(scope="session")
+def suite_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A real 3-master Redis Cluster for the whole run (no replicas: no test here kills one)."""
+    try:
+        redis_server_binary()
+        redis_cli_binary()
+    except ConfigError as exc:
+        pytest.fail(f"TEST_REDIS=cluster needs redis-server and redis-cli: {exc}")
+    with LocalRedisCluster(
+        tmp_path_factory.mktemp("suite-cluster"), masters=3, replicas_per_master=0
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def session_redis_url(request: pytest.FixtureRequest) -> str:
+    """URL of the Redis the whole run shares: one server, or the cluster (TEST_REDIS)."""
+    if CLUSTER_MODE:
+        cluster = cast(LocalRedisCluster, request.getfixturevalue("suite_redis_cluster"))
+        return cluster.url
+    return cast(EmbeddedRedis, request.getfixturevalue("redis_server")).url
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis_py.Redis]:
-    """A plain client on the emptied session Redis, for asserting what was stored."""
+def redis_url(request: pytest.FixtureRequest, session_redis_url: str) -> str:
+    """URL of the session Redis (or cluster), emptied before each test."""
+    if CLUSTER_MODE:
+        cast(LocalRedisCluster, request.getfixturevalue("suite_redis_cluster")).flushall()
+    else:
+        client = redis_py.Redis.from_url(session_redis_url)
+        client.flushall()
+        client.close()
+    return session_redis_url
+
+
+@pytest.fixture
+def redis_client(request: pytest.FixtureRequest, redis_url: str) -> Iterator[redis_py.Redis]:
+    """A plain client on the emptied session Redis, for asserting what was stored.
+
+    In cluster mode a `RedisCluster` (typed as `Redis`): commands follow the keys' slots,
+    SCAN visits every master.
+    """
+    if CLUSTER_MODE:
+        node = cast(LocalRedisCluster, request.getfixturevalue("suite_redis_cluster")).nodes[0]
+        cluster_client = RedisCluster(host=node.host, port=node.port, decode_responses=True)
+        yield cast(redis_py.Redis, cluster_client)
+        cluster_client.close()
+        return
     client = redis_py.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()

@@ -82,8 +82,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if not url:
         print(NO_REDIS_URL, file=sys.stderr)
         return 2
-    store = SabongStore(connect(url), audit_maxlen=0, replay_ttl=0)
     try:
+        # Inside the try: a cluster client contacts Redis as soon as it is created.
+        store = SabongStore(connect(url), audit_maxlen=0, replay_ttl=0)
         result = args.run(store, args)
     except LookupError as exc:
         print(exc.args[0], file=sys.stderr)

@@ -26,7 +26,7 @@ from werkzeug.test import TestResponse
 from services.sabong import create_app
 from services.sabong.runtime import CLOCK
 from shared import signing
-from shared.embedded import EmbeddedRedis, free_port
+from shared.embedded import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "your-secret-key"  # the contract's test-vector secret
@@ -242,8 +242,9 @@ def _wait_healthy(live: LiveSabong, process: subprocess.Popen[bytes], log: Path)
 
 @pytest.fixture(scope="session")
 def live_sabong(
-    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+    session_redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveSabong]:
-    """One real server for the session, on the session Redis (tests flush via redis_url)."""
-    with gunicorn_sabong(redis_server.url, tmp_path_factory.mktemp("sabong-live")) as live:
+    """One real server for the session, on the session Redis or cluster (tests flush via
+    redis_url)."""
+    with gunicorn_sabong(session_redis_url, tmp_path_factory.mktemp("sabong-live")) as live:
         yield live

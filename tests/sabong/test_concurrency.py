@@ -13,6 +13,7 @@ import redis as redis_py
 
 from services.sabong import store
 from shared import signing
+from shared.redis import is_cluster
 
 from .conftest import PATH, HttpAnswer, LiveSabong, compact, valid_fields
 
@@ -42,10 +43,16 @@ def test_concurrent_first_calls_create_exactly_one_user(
     assert [a.status for a in answers] == [200] * 50, [a.body[:200] for a in answers]
     data = [a.json()["data"] for a in answers]
     assert sum(d["isNewUser"] for d in data) == 1
-    assert {d["user"]["id"] for d in data} == {1}
+    (user_id,) = {d["user"]["id"] for d in data}
     assert len({d["token"] for d in data}) == 50
-    assert redis_client.hgetall(store.IDS_KEY) == {"1": "RACE"}
-    assert redis_client.get(store.NEXT_ID_KEY) == "1"
+    assert redis_client.hgetall(store.IDS_KEY) == {str(user_id): "RACE"}
+    next_id = int(redis_client.get(store.NEXT_ID_KEY) or 0)
+    if is_cluster(redis_client):
+        # The id comes from another slot before the user is created: lost races waste ids.
+        assert 1 <= user_id <= next_id <= 50
+    else:
+        assert user_id == next_id == 1  # one atomic script: no id is wasted
+    assert list(redis_client.scan_iter("sabong:*:u")) == [store.user_key("RACE")]
     assert list(redis_client.scan_iter("sabong:*:w")) == [store.wallet_key("RACE")]
     assert redis_client.hgetall(store.wallet_key("RACE")) == {"currency": "USD", "balance": "0.00"}
     assert redis_client.xlen(store.audit_key("RACE")) == 50

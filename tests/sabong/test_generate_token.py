@@ -6,13 +6,17 @@ import math
 import re
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 import redis as redis_py
+from flask import Flask
 
 from services.sabong import store
 from services.sabong.issuance import _BYTE_TO_CHAR, TOKEN_ALPHABET, new_login_token
+from services.sabong.runtime import EXTENSION
 from shared.embedded import EmbeddedRedis
+from shared.redis import is_cluster
 
 from .conftest import PATH, MakeApp, Partner, valid_fields
 
@@ -159,8 +163,36 @@ def test_token_never_stored_in_clear(partner: Partner, redis_client: redis_py.Re
     for token in tokens:
         assert token not in dump
         assert token[:32] not in dump and token[32:] not in dump
-    # The token key holds only the user id: small, and nothing secret.
-    assert redis_client.get(store.token_key(tokens[0])) in {"1", "2"}
+    # The token key holds only its user (the id; in a cluster also the clientId, so that
+    # signing in needs no other slot): small, and nothing secret.
+    owner = "1:SCAN-0" if is_cluster(redis_client) else "1"
+    assert redis_client.get(store.token_key(tokens[0])) == owner
+
+
+def test_redis_round_trips_per_issuance(
+    app: Flask, partner: Partner, redis_client: redis_py.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    partner.issue(clientId="WARM-UP")  # the first call also caches the scripts
+    client = app.extensions[EXTENSION].store.client
+    sent: list[str] = []
+    original = client.execute_command
+
+    def counting(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]))
+        return original(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counting)
+    partner.issue(clientId="RT")
+    for_new_user = list(sent)
+    sent.clear()
+    partner.issue(clientId="RT")
+    if is_cluster(redis_client):
+        # One slot per step: client script (asks for an id), counter, client script
+        # (creates), id index, token; an existing user needs the client script and token.
+        assert for_new_user == ["EVALSHA", "INCRBY", "EVALSHA", "HSET", "SET"]
+        assert sent == ["EVALSHA", "SET"]
+    else:
+        assert for_new_user == sent == ["EVALSHA"]  # one atomic script: one round trip
 
 
 def test_every_issuance_is_audited(partner: Partner, redis_client: redis_py.Redis) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import redis as redis_py
 from flask.testing import FlaskClient
 from redis.crc import key_slot
@@ -63,6 +64,7 @@ def test_every_key_that_should_expire_has_a_ttl(
         assert redis_client.ttl(key) > 0, key
 
 
+@pytest.mark.single_redis("INFO memory of one server; a cluster node also indexes keys by slot")
 def test_service_id_memory_is_at_most_200_bytes(redis_url: str, ctx, partner) -> None:
     redis_store: UssdStore = ctx.store
     client_uuid = partner.record["id"]
