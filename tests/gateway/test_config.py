@@ -1,0 +1,114 @@
+"""Settings parsing and the server command line (no processes needed)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from gateway.config import GatewayConfig, parse_route_limits, parse_targets
+from gateway.routing import Family, error_body, match
+from gateway.server import command
+from gateway.upstream import Target
+from shared.config import Settings
+from shared.exceptions import ConfigError
+
+
+def test_defaults_match_the_contract() -> None:
+    config = GatewayConfig.from_settings(Settings({"REDIS_URL": "redis://127.0.0.1:1/0"}))
+    assert config.upstreams == {
+        "ussd": (Target("127.0.0.1", 8081),),
+        "sabong": (Target("127.0.0.1", 8082),),
+    }
+    assert config.rate_limit == 6000
+    assert config.max_body_bytes == 65536
+    assert (config.timeouts.connect, config.timeouts.read) == (1.0, 30.0)
+    assert config.timeouts.dns_refresh == 5.0
+
+
+def test_upstream_lists_names_and_ipv6() -> None:
+    targets = parse_targets("X", " sabong:8082, 10.0.0.7:9000 ,[::1]:8083,")
+    assert targets == (
+        Target("sabong", 8082),
+        Target("10.0.0.7", 9000),
+        Target("::1", 8083),
+    )
+    assert [t.is_literal for t in targets] == [False, True, True]
+
+
+@pytest.mark.parametrize("raw", ["", "sabong", "sabong:", ":8080", "h:0", "h:70000", "h:x"])
+def test_bad_upstream_list_is_a_startup_error(raw: str) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_SABONG_UPSTREAMS"):
+        parse_targets("GATEWAY_SABONG_UPSTREAMS", raw)
+
+
+def test_route_limits_longest_prefix_first() -> None:
+    assert parse_route_limits("/api/=100, /api/auth/=600,/login/=0") == (
+        ("/api/auth/", 600),
+        ("/login/", 0),
+        ("/api/", 100),
+    )
+
+
+@pytest.mark.parametrize("raw", ["/api/auth/", "api/=5", "/api/=-1", "/api/=x", "=5"])
+def test_bad_route_limits_are_a_startup_error(raw: str) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_RATE_LIMIT_ROUTES"):
+        parse_route_limits(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GATEWAY_CONNECT_TIMEOUT", "0"),
+        ("GATEWAY_READ_TIMEOUT", "soon"),
+        ("GATEWAY_MAX_BODY_BYTES", "-1"),
+        ("GATEWAY_RATE_LIMIT", "lots"),
+        ("GATEWAY_ACCESS_LOG", "maybe"),
+    ],
+)
+def test_bad_numbers_are_startup_errors(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        GatewayConfig.from_settings(Settings({"GATEWAY_RATE_LIMIT": "0", name: value}))
+
+
+def test_server_command_is_the_gateway_server_module() -> None:
+    assert command("::1", 9999, 3) == [
+        sys.executable,
+        "-m",
+        "gateway.server",
+        "--host",
+        "::1",
+        "--port",
+        "9999",
+        "--workers",
+        "3",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "service"),
+    [
+        ("/me", "sabong"),
+        ("/me/", "sabong"),
+        ("/metrics", None),
+        ("/logout", "sabong"),
+        ("/logoutx", None),
+        ("/login/", "sabong"),
+        ("/api/clients/", "ussd"),
+    ],
+)
+def test_prefix_matching_respects_segment_boundaries(path: str, service: str | None) -> None:
+    route = match(path)
+    assert (route.service if route else None) == service
+
+
+def test_sabong_errors_say_error_when_refused_and_failed_when_upstream_failed() -> None:
+    assert error_body(Family.SABONG, 429) == (
+        b'{"status":"error","message":"Too many requests","data":null}'
+    )
+    assert error_body(Family.SABONG, 504) == (
+        b'{"status":"failed","message":"Gateway timeout","data":null}'
+    )
+    assert error_body(Family.K2, 413) == (
+        b'{"status":413,"message":"Request body too large","data":null}'
+    )
