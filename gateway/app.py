@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shared.observability import RATE_LIMITED, RequestTally, render_metrics
 from shared.responses import k2_body, to_json
 
 from . import headers as hdr
@@ -37,6 +38,8 @@ MAINTENANCE_SECONDS = 0.5
 READY_CHECK_TIMEOUT_SECONDS = 2.0
 # An answer bigger than this is streamed to the client instead of sent in one write.
 BUFFER_LIMIT = 64 * 1024
+# Resolved once: labels() costs a lock and a dict look-up per call.
+GATEWAY_RATE_LIMITED = RATE_LIMITED.labels("gateway")
 
 
 class Gateway:
@@ -58,6 +61,8 @@ class Gateway:
             else None
         )
         self.access_log = AccessLog() if config.access_log else None
+        # Counted in plain numbers per request, handed to prometheus_client once a second.
+        self.tally = RequestTally("gateway")
         self.limits = Limits(
             max_body=config.max_body_bytes,
             keepalive=config.client_keepalive,
@@ -78,6 +83,7 @@ class Gateway:
         local = self._local_handler(path)
         if local is not None:
             request.log_path = path
+            request.route = path if path in self.local_routes else self._local_prefix(path)
             self._answer_locally(local, request, client)
             return
         route = None if _has_dot_segment(path) else match(path, self.routes)
@@ -86,6 +92,7 @@ class Gateway:
             self.reply_error(request, client, Family.NEUTRAL, 404)
             return
         request.log_path = route.log_path(path)
+        request.route = route.prefix
         if self.limiter is not None and request.peer is not None:
             self.limiter.check(
                 request.peer,
@@ -101,6 +108,7 @@ class Gateway:
         route = None if not request.path else match(request.path, self.routes)
         family = route.family if route else Family.NEUTRAL
         request.log_path = route.log_path(request.path) if route else _redacted(request.path)
+        request.route = route.prefix if route else "unmatched"
         body = cached_error_body(family, status)
         client.respond(request, status, _json_head(self.state), body)
 
@@ -108,6 +116,7 @@ class Gateway:
         self, retry_after: int, request: Request, client: ClientConnection, route: Route
     ) -> None:
         if retry_after:
+            GATEWAY_RATE_LIMITED.inc()
             extra = b"retry-after: %d\r\n" % retry_after
             self.reply_error(request, client, route.family, 429, extra)
         else:
@@ -149,6 +158,10 @@ class Gateway:
                     return prefixed
         return handler
 
+    def _local_prefix(self, path: str) -> str:
+        """The local prefix that `path` falls under (the caller knows one does)."""
+        return next(prefix for prefix, _ in self.local_prefixes if path.startswith(prefix))
+
     def _answer_locally(
         self, handler: LocalHandler, request: Request, client: ClientConnection
     ) -> None:
@@ -184,9 +197,11 @@ class Gateway:
             log.error("request task failed", exc_info=task.exception())
 
     def finished(self, request: Request, status: int) -> None:
-        """Called once per answered request: the access log line."""
+        """Called once per answered request: its metrics and access log line."""
+        seconds = time.perf_counter() - request.started
+        self.tally.count(request.route, request.method, status, seconds)
         if self.access_log is not None:
-            self.access_log.write(request, status)
+            self.access_log.write(request, status, seconds)
 
     # lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -205,6 +220,7 @@ class Gateway:
         if now - self._last_second >= 1.0:
             self._last_second = now
             self.state.tick()
+            self.tally.flush()
             if self.access_log is not None:
                 self.access_log.flush_if_due()
         self._ticker = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
@@ -228,6 +244,7 @@ class Gateway:
             service.close()
         if self.limiter is not None:
             await self.limiter.close()
+        self.tally.flush()
         if self.access_log is not None:
             self.access_log.flush()
 
@@ -382,9 +399,18 @@ def docs(gateway: Gateway, request: Request) -> Reply:
     return 200, content_type, body
 
 
+def metrics(gateway: Gateway, request: Request) -> Reply:
+    """Prometheus exposition: this worker's latest counts, and every worker's in
+    multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, set by scripts.serve)."""
+    gateway.tally.flush()
+    body, content_type = render_metrics()
+    return 200, content_type, body
+
+
 LOCAL_ROUTES: dict[str, LocalHandler] = {
     "/healthz": healthz,
     "/readyz": readyz,
+    "/metrics": metrics,
     "/openapi.json": docs,
     "/docs": docs,
 }

@@ -108,6 +108,7 @@ class Request:
         "raw_path",
         "request_id",
         "request_id_in",
+        "route",
         "started",
         "url",
     )
@@ -133,6 +134,9 @@ class Request:
         self.keep_alive = True
         self.request_id = b""
         self.log_path = ""
+        # The metrics label: a route prefix or local path, from a fixed set (set by the
+        # gateway); a path would make one time series per token or typo.
+        self.route = "unmatched"
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header `name` (lower-case), or None."""

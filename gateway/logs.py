@@ -1,4 +1,9 @@
-"""One JSON object per line: the gateway's event log and its buffered access log."""
+"""One JSON object per line: the gateway's event log and its buffered access log.
+
+Both use the fields of `shared.observability.JsonFormatter` (ts, level, service,
+request_id, pid, logger, msg; access lines add route, method, status, duration_ms), so
+one query reads the logs of every component.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,13 @@ import sys
 import time
 from typing import Any
 
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+from shared.observability import JsonFormatter, iso_timestamp
+
+SERVICE = "gateway"
 # Writes to a pipe up to PIPE_BUF bytes are atomic: lines from several gateway
 # workers sharing one stderr never interleave mid-line.
 _MAX_WRITE = 4096
 _FLUSH_INTERVAL_SECONDS = 0.25
-
-
-class JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "msg", ...extra}` on one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS)
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -39,7 +30,8 @@ def configure_logging(level: int = logging.INFO) -> None:
     if any(getattr(h, "_gateway_json", False) for h in logger.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    # Lines about one request pass its id as `extra={"request_id": ...}`; others say "-".
+    handler.setFormatter(JsonFormatter(SERVICE))
     handler._gateway_json = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
@@ -69,22 +61,25 @@ class AccessLog:
 
     def __init__(self, fd: int | None = None) -> None:
         self.fd = sys.stderr.fileno() if fd is None else fd
+        # The constant middle of every line, pid included (made in the worker, after fork).
+        self.after_id = f'","pid":{os.getpid()},"logger":"gateway.access","msg":"request","route":'
         self.lines: list[bytes] = []
         self.size = 0
         self.first_at = 0.0
 
-    def write(self, request: Any, status: int) -> None:
-        """One line for one answered request (`request` is a `gateway.http.Request`).
+    def write(self, request: Any, status: int, seconds: float) -> None:
+        """One line for one request answered in `seconds` (a `gateway.http.Request`).
 
-        The path is the route prefix for `/login/<token>` (set by the gateway), never
-        a query string; no header values are logged.
+        `route` is the route prefix (the metrics label); `path` is the route prefix for
+        `/login/<token>` and a shortened unrouted path (set by the gateway), never a query
+        string; no header values are logged. The request id is validated to
+        [A-Za-z0-9._-], so it needs no escaping.
         """
-        now = time.time()
-        elapsed_ms = (time.perf_counter() - request.started) * 1000
         line = (
-            f'{{"ts":{now:.3f},"level":"info","logger":"gateway.access","msg":"request",'
-            f'"request_id":"{request.request_id.decode()}","method":{_quoted(request.method)},'
-            f'"path":{_quoted(request.log_path)},"status":{status},"ms":{elapsed_ms:.2f},'
+            f'{{"ts":"{iso_timestamp(time.time())}","level":"info","service":"{SERVICE}",'
+            f'"request_id":"{request.request_id.decode()}{self.after_id}'
+            f'{_quoted(request.route)},"method":{_quoted(request.method)},"status":{status},'
+            f'"duration_ms":{seconds * 1000:.3f},"path":{_quoted(request.log_path)},'
             f'"client":{_quoted(request.peer)}}}\n'
         ).encode()
         if not self.lines:

@@ -32,6 +32,8 @@ from typing import Any, Protocol
 
 import httptools
 
+from shared.observability import UPSTREAM_ERRORS
+
 log = logging.getLogger("gateway.upstream")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -62,6 +64,29 @@ class StaleConnection(UpstreamBroken):
 
 class ReplicaUnreachable(UpstreamError):
     """Connecting to one replica failed or timed out (nothing was sent)."""
+
+
+# `kind` label of gateway_upstream_errors_total for a request that failed with the error
+# (most specific class first).
+FAILURE_KINDS: tuple[tuple[type[UpstreamError], str], ...] = (
+    (NoReplicaReachable, "no_replica"),
+    (UpstreamTimeout, "timeout"),
+    (StaleConnection, "stale_connection"),
+    (UpstreamBroken, "broken"),
+)
+
+
+def count_failure(service: str, error: BaseException) -> None:
+    """Count one upstream failure of `service` by kind."""
+    if isinstance(error, ConnectionRefusedError):
+        kind = "connect_refused"
+    elif isinstance(error, TimeoutError):
+        kind = "connect_timeout"
+    elif isinstance(error, OSError):
+        kind = "connect_failed"
+    else:
+        kind = next((k for cls, k in FAILURE_KINDS if isinstance(error, cls)), "other")
+    UPSTREAM_ERRORS.labels(service, kind).inc()
 
 
 class Sink(Protocol):
@@ -295,6 +320,7 @@ class Replica:
                 self.timeouts.connect,
             )
         except (OSError, TimeoutError) as exc:
+            count_failure(self.service.name, exc)
             self.mark_down(exc)
             raise ReplicaUnreachable(self.name) from exc
         if self.down_until:
@@ -362,9 +388,9 @@ class Exchange:
         now = time.monotonic()
         replica = self.service.pick(now, self.tried)
         if replica is None:
-            self.sink.upstream_failed(
-                NoReplicaReachable(f"no replica of {self.service.name} reachable")
-            )
+            error = NoReplicaReachable(f"no replica of {self.service.name} reachable")
+            count_failure(self.service.name, error)
+            self.sink.upstream_failed(error)
             return
         conn = replica.pooled(now)
         if conn is not None:
@@ -392,12 +418,14 @@ class Exchange:
         """Called by the connection; retries a stale reused connection when allowed."""
         replica = self.replica
         if isinstance(error, StaleConnection) and self.retry_stale and replica is not None:
+            UPSTREAM_ERRORS.labels(self.service.name, "stale_retried").inc()
             self.retry_stale = False
             replica.close_idle()  # its siblings are likely stale too: connect afresh
             if replica in self.tried:
                 self.tried.remove(replica)
             self.start()
             return
+        count_failure(self.service.name, error)
         self.sink.upstream_failed(error)
 
 

@@ -103,9 +103,8 @@ def gateway_command(settings: Settings) -> list[str]:
 
 
 def environment(component: str, settings: Settings) -> dict[str, str]:
-    """Variables the server needs on top of ours: its own Prometheus multiprocess directory."""
-    if component not in SERVICES:
-        return {}
+    """Variables the server needs on top of ours: its own Prometheus multiprocess directory
+    (gunicorn workers, and the gateway's forked workers, each write their own files)."""
     base = Path(settings.get("METRICS_DIR") or Path(tempfile.gettempdir()) / "partner-auth-metrics")
     # One directory per component and port: workers of one server share it, nobody else.
     return {"PROMETHEUS_MULTIPROC_DIR": str(base / f"{component}-{port(component, settings)}")}

@@ -1,8 +1,43 @@
 """JSON logs with request ids, and Prometheus metrics shared by every component.
 
-Metrics work under several gunicorn workers: when `PROMETHEUS_MULTIPROC_DIR` is set
-before this module is imported, prometheus_client keeps per-process files there and
-`/metrics` aggregates them (see `render_metrics`).
+Metrics work under several workers: when `PROMETHEUS_MULTIPROC_DIR` is set before this
+module is imported (scripts.serve sets one directory per component), prometheus_client
+keeps per-process files there and `/metrics` aggregates them (see `render_metrics`).
+Every component serves `GET /metrics`: ussd, sabong and the gateway.
+
+Metrics (`service` is ussd, sabong or gateway; `route` is bounded, never a concrete path:
+a Flask URL rule such as `/login/<token>`, at the gateway a route prefix such as
+`/login/` or a local path such as `/healthz`; `unmatched` when nothing matched):
+
+- `http_requests_total{service, route, method, status}`: requests answered.
+- `http_request_duration_seconds{service, route}`: histogram of the time to answer
+  (buckets 1 ms to 5 s).
+- `sabong_login_tokens_issued_total`: login tokens (login links) issued.
+- `sabong_login_tokens_consumed_total{outcome}`: login-link POSTs; outcome `ok` (signed
+  in) or `gone` (used, expired or unknown token).
+- `sabong_signature_failures_total{reason}`: rejected signatures; reason
+  `missing_headers`, `timestamp_invalid`, `timestamp_expired`, `signature_mismatch`
+  or `replayed`.
+- `k2_service_ids_issued_total`: K2 Service IDs issued.
+- `k2_login_failures_total{reason}`: failed K2 logins; reason `bad_credentials`,
+  `disabled` or `rate_limited`.
+- `rate_limited_total{service}`: requests refused by a rate limit: `ussd` (the K2 login
+  throttle) or `gateway` (the gateway's per-client limit).
+- `gateway_upstream_errors_total{service, kind}`: the gateway's trouble with a service
+  (`service` is ussd or sabong). Per connection attempt to one replica (the request then
+  tries the next): `connect_refused`, `connect_timeout`, `connect_failed`. Per request
+  that failed: `no_replica` (502, no replica reachable), `timeout` (504, no answer in
+  the read timeout), `broken` (502, closed or garbled after the request was sent),
+  `stale_connection` (502, a reused connection died, not retried: not idempotent).
+  `stale_retried`: the same, retried on a fresh connection (the client saw no error).
+
+Logs: one JSON object per line with `ts` (ISO 8601 UTC, milliseconds), `level`,
+`service`, `request_id` (`-` outside a request), `pid`, `logger` and `msg`; access lines
+add `route`, `method`, `status` and `duration_ms` (the gateway's also `path`, a route
+prefix or shortened path, and `client`). gunicorn's own lines use the same format
+(scripts.gunicorn_hooks). Exceptions are logged by type only (`exc_type`), and a login
+token or query string in a logged URL is masked: no password, secret, token, Service ID
+or cookie is ever written.
 """
 
 from __future__ import annotations
@@ -14,6 +49,7 @@ import re
 import sys
 import time
 import uuid
+from bisect import bisect_left
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +69,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A client-supplied request id is echoed into logs and headers: accept only a short,
 # plain token so it cannot inject log fields, header lines or markup.
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# A URL that reaches a log message (gunicorn's "Error handling request <uri>", a bad
+# request line) may carry a login token in its path or credentials in its query.
+_LOGIN_PATH_TOKEN = re.compile(r"(/login/)[^/?#\s\"']+")
+_QUERY_STRING = re.compile(r"\?[^\s\"']+")
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -62,6 +102,24 @@ UPSTREAM_ERRORS = Counter(
 )
 
 
+# iso_timestamp runs for every access-log line (the gateway's hot path): the date and
+# time are formatted once per second, the milliseconds looked up. Entry 1000 repeats .999
+# for a fraction that float rounding turns into 1000 ms.
+_cached_second: tuple[int, str] = (-1, "")
+_MILLIS = (*(f".{ms:03d}Z" for ms in range(1000)), ".999Z")
+
+
+def iso_timestamp(epoch: float) -> str:
+    """`epoch` as ISO 8601 UTC with milliseconds, e.g. 2026-01-31T23:59:59.123Z."""
+    global _cached_second
+    second = int(epoch)
+    cached = _cached_second
+    if cached[0] != second:
+        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _cached_second = cached
+    return cached[1] + _MILLIS[int((epoch - second) * 1000)]
+
+
 def new_request_id(incoming: str | None) -> str:
     """The caller's request id when it is sane, else a fresh random one."""
     if incoming and _SANE_REQUEST_ID.match(incoming):
@@ -80,19 +138,29 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": iso_timestamp(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
             "request_id": request_id_var.get(),
+            # Which worker wrote the line: several gunicorn workers share one log.
+            "pid": record.process,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": mask_urls(record.getMessage()),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in self.RESERVED})
         if record.exc_info:
             # Exception type only: a traceback's locals and messages may carry input data.
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def mask_urls(message: str) -> str:
+    """`message` with login tokens in URL paths and whole query strings masked."""
+    if "/login/" in message:
+        message = _LOGIN_PATH_TOKEN.sub(r"\1<token>", message)
+    if "?" in message:
+        message = _QUERY_STRING.sub("?<query>", message)
+    return message
 
 
 def configure_logging(service: str, level: str | None = None) -> None:
@@ -102,6 +170,8 @@ def configure_logging(service: str, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO").upper())
+    # Python warnings would otherwise reach stderr as plain text lines.
+    logging.captureWarnings(True)
 
 
 def render_metrics() -> tuple[bytes, str]:
@@ -120,6 +190,8 @@ def record_request(service: str, route: str, method: str, status: int, seconds: 
     logging.getLogger(f"{service}.access").info(
         "request",
         extra={
+            # Taken now, not when the line is formatted (a buffering handler may be later).
+            "request_id": request_id_var.get(),
             "route": route,
             "method": method,
             "status": status,
@@ -148,11 +220,58 @@ def init_flask(app: Flask, service: str) -> None:
         record_request(service, route, request.method, response.status_code, seconds)
         return response
 
+    @app.teardown_request
+    def _forget(_error: BaseException | None) -> None:
+        # gthread workers reuse threads: a later log line outside any request must not
+        # carry this request's id.
+        request_id_var.set("-")
+
     def metrics() -> Response:
         body, content_type = render_metrics()
         return FlaskResponse(body, mimetype=content_type.split(";")[0])
 
     app.add_url_rule("/metrics", "metrics", metrics, methods=["GET"])
+
+
+class RequestTally:
+    """Request counts and latencies in plain Python numbers, folded into `HTTP_REQUESTS` and
+    `HTTP_LATENCY` by `flush` (call it about once a second and before each scrape).
+
+    For an event loop with a throughput target (the gateway): `count` costs a dict
+    look-up and three additions, where prometheus_client's `labels().inc()` plus
+    `observe()` take a lock per value, and in multiprocess mode write to a shared file.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        # (route, method, status) -> [requests, seconds, hits per latency bucket ..., +Inf]
+        self._pending: dict[tuple[str, str, int], list[float]] = {}
+
+    def count(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One answered request; `route` must come from a bounded set (never a path)."""
+        key = (route, method, status)
+        entry = self._pending.get(key)
+        if entry is None:
+            entry = self._pending[key] = [0.0] * (len(LATENCY_BUCKETS) + 3)
+        entry[0] += 1
+        entry[1] += seconds
+        # bisect_left finds the first bound >= seconds, the bucket observe() would pick.
+        entry[2 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+    def flush(self) -> None:
+        """Add what was counted since the last flush to the Prometheus metrics."""
+        pending, self._pending = self._pending, {}
+        for (route, method, status), entry in pending.items():
+            HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc(entry[0])
+            histogram = HTTP_LATENCY.labels(self.service, route)
+            # prometheus_client has no public "add n observations"; these are the very
+            # values observe() increments (sum, and one bucket per observation, made
+            # cumulative at collection). tests/shared/test_observability.py checks that the
+            # exposition matches observe() exactly, so a library change is caught.
+            histogram._sum.inc(entry[1])
+            for bucket, hits in zip(histogram._buckets, entry[2:], strict=True):
+                if hits:
+                    bucket.inc(hits)
 
 
 def mark_worker_dead(pid: int) -> None:

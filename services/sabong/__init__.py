@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask import Flask
 
+from shared import observability
 from shared.config import Settings, load_settings
 from shared.exceptions import ConfigError
 from shared.redis import connect
@@ -53,6 +54,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.extensions[EXTENSION] = build_runtime(settings)
     register_error_handlers(app)
     register_blueprints(app)
+    observability.init_flask(app, "sabong")
     return app
 
 

@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from shared.exceptions import BadRequest, SignatureRejected, StoreUnavailable, ValidationFailed
+from shared.observability import SIGNATURE_FAILURES
 from shared.responses import sabong_body
 from shared.web import json_response
 
@@ -43,6 +44,7 @@ def is_api_request() -> bool:
 
 def signature_rejected(exc: SignatureRejected) -> Response:
     """401 with the contract's message; the precise reason only in X-Auth-Error."""
+    SIGNATURE_FAILURES.labels(exc.reason).inc()
     body = sabong_body("error", SIGNATURE_MESSAGES[exc.reason])
     return json_response(body, 401, {"X-Auth-Error": exc.reason})
 

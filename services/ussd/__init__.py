@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared import observability
 from shared.config import load_settings
 from shared.exceptions import ConfigError
 
@@ -30,6 +31,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     for blueprint in (auth.bp, clients.bp, health.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
+    observability.init_flask(app, "ussd")
     return app
 
 

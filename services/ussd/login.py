@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from shared.exceptions import AccountDisabled, InvalidCredentials
+from shared.observability import LOGIN_FAILURES, RATE_LIMITED
 
 from .accounts import public_user
 from .context import UssdContext
@@ -26,6 +27,8 @@ def login(ctx: UssdContext, username: str, password: str, address: str) -> dict[
         username, address, (limits.per_username, limits.per_address), limits.window
     )
     if wait:
+        LOGIN_FAILURES.labels("rate_limited").inc()
+        RATE_LIMITED.labels("ussd").inc()
         raise LoginThrottled(wait)
     record = _record_for(ctx, username)
     stored_hash = record["password_hash"] if record else None
@@ -35,9 +38,11 @@ def login(ctx: UssdContext, username: str, password: str, address: str) -> dict[
         password_ok = verify_password(password, stored_hash or ctx.dummy_hash)
     if record is None or stored_hash is None or not password_ok:
         ctx.store.record_login_failure(username, address, limits.window)
+        LOGIN_FAILURES.labels("bad_credentials").inc()
         raise InvalidCredentials()
     # Only someone who knows the password learns that the account is disabled.
     if record.get("is_active") != "1":
+        LOGIN_FAILURES.labels("disabled").inc()
         raise AccountDisabled()
     ctx.store.clear_username_failures(username)
     _upgrade_hash(ctx, record, password)

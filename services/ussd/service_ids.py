@@ -6,6 +6,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.observability import SERVICE_IDS_ISSUED
+
 from .accounts import iso_utc, public_user
 from .context import SERVICE_ID_LIFETIME, UssdContext
 from .credentials import (
@@ -34,6 +36,7 @@ def generate_service_id(ctx: UssdContext, login: LoginClaims) -> str:
         login.client_uuid, login.gen, service_id, SERVICE_ID_LIFETIME
     ):
         raise LoginTokenInvalid()
+    SERVICE_IDS_ISSUED.inc()
     return issue_service_id(ctx, service_id, now=now)
 
 

@@ -1,7 +1,9 @@
-"""A service served by scripts.serve with several gunicorn workers reports one set of metrics."""
+"""A service served by scripts.serve with several gunicorn workers reports one set of metrics
+and writes one JSON log line per request."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,13 +22,21 @@ from shared.embedded import free_port
 
 from .conftest import http
 
-HEALTHZ_REQUESTS = 40
+BATCH = 20
 _HEALTHZ_COUNT = re.compile(r'^http_requests_total\{[^}]*route="/healthz"[^}]*\} (\S+)$', re.M)
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running server: its base URL and the file its output goes to."""
+
+    base: str
+    log: Path
+
+
 @pytest.fixture
-def sabong_two_workers(tmp_path: Path, redis_url: str) -> Iterator[str]:
-    """`python -m scripts.serve sabong` with two workers on a free port; its base URL."""
+def sabong_two_workers(tmp_path: Path, redis_url: str) -> Iterator[Served]:
+    """`python -m scripts.serve sabong` with two workers on a free port."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in SECRET_NAMES and k != "APP_ENV"}
     env.update(
@@ -38,14 +49,16 @@ def sabong_two_workers(tmp_path: Path, redis_url: str) -> Iterator[str]:
             "SABONG_THREADS": "4",
         }
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.serve", "sabong"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = tmp_path / "sabong.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.serve", "sabong"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -53,7 +66,7 @@ def sabong_two_workers(tmp_path: Path, redis_url: str) -> Iterator[str]:
             assert process.poll() is None, "sabong exited during start-up"
             assert time.monotonic() < deadline, "sabong not up within 30 s"
             time.sleep(0.1)
-        yield base
+        yield Served(base, log)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -74,20 +87,59 @@ def _answers(url: str) -> bool:
 def healthz_count(base: str) -> float:
     """The /healthz request count that /metrics reports (summed over its label sets)."""
     status, _, body = http("GET", base + "/metrics")
-    if status == 404:
-        pytest.skip("the service has no /metrics endpoint yet")
     assert status == 200
     return sum(float(value) for value in _HEALTHZ_COUNT.findall(str(body)))
 
 
-def test_metrics_are_the_sum_over_all_workers(sabong_two_workers: str) -> None:
-    """Whichever worker answers /metrics, it counts the requests every worker served."""
-    base = sabong_two_workers
-    before = healthz_count(base)
+def log_lines(log: Path) -> list[dict[str, object]]:
+    """Every line the server wrote, each parsed as JSON (a line that is not JSON fails)."""
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def healthz_pids(log: Path) -> set[object]:
+    """The worker processes that wrote an access line for /healthz."""
+    return {line["pid"] for line in log_lines(log) if line.get("route") == "/healthz"}
+
+
+def wait_for_exit_lines(log: Path, pids: set[object], timeout: float = 15) -> None:
+    """Until gunicorn has logged that each of `pids` exited (bounded)."""
+    wanted = {f"Worker exiting (pid: {pid})" for pid in pids}
+    deadline = time.monotonic() + timeout
+    while not wanted <= {str(line["msg"]) for line in log_lines(log)}:
+        assert time.monotonic() < deadline, f"workers {pids} did not exit in {timeout} s"
+        time.sleep(0.05)
+
+
+def send_healthz(base: str, count: int) -> None:
+    """`count` GET /healthz from 8 threads, each on a new connection; all must be 200."""
     with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(
-            pool.map(lambda _: http("GET", base + "/healthz")[0], range(HEALTHZ_REQUESTS))
-        )
-    assert statuses == [200] * HEALTHZ_REQUESTS
+        statuses = list(pool.map(lambda _: http("GET", base + "/healthz")[0], range(count)))
+    assert statuses == [200] * count
+
+
+def test_metrics_are_the_sum_over_all_workers(sabong_two_workers: Served) -> None:
+    """Whichever worker answers /metrics, it counts the requests every worker served,
+    including a worker that has exited since (a counter never goes backwards)."""
+    base, log = sabong_two_workers.base, sabong_two_workers.log
+    before = healthz_count(base)
+    send_healthz(base, BATCH)
+    # The kernel may hand every connection to one worker; stopping that worker makes
+    # the next requests land on another process for certain (gunicorn starts a new one).
+    first_pids = healthz_pids(log)
+    for pid in first_pids:
+        os.kill(int(str(pid)), signal.SIGTERM)
+    wait_for_exit_lines(log, first_pids)
+    send_healthz(base, BATCH)
+    assert len(healthz_pids(log) - first_pids) >= 1, "no other worker answered"
     counts = {healthz_count(base) for _ in range(6)}
-    assert counts == {before + HEALTHZ_REQUESTS}
+    assert counts == {before + 2 * BATCH}
+
+
+def test_every_line_of_the_server_is_json_with_a_request_id(sabong_two_workers: Served) -> None:
+    """gunicorn's own lines included; each request has one access line with its id."""
+    http("GET", sabong_two_workers.base + "/healthz", headers={"X-Request-ID": "e2e-req-1"})
+    lines = log_lines(sabong_two_workers.log)
+    assert all(line["service"] == "sabong" and "request_id" in line for line in lines)
+    assert any(line["logger"] == "gunicorn.error" for line in lines)
+    (access,) = [line for line in lines if line["request_id"] == "e2e-req-1"]
+    assert (access["route"], access["method"], access["status"]) == ("/healthz", "GET", 200)

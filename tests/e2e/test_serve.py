@@ -162,8 +162,8 @@ def test_serve_fails_fast_without_secrets_in_production(component: str, tmp_path
     assert not (tmp_path / "absent.env").exists()  # production never writes secrets
 
 
-def test_each_service_gets_its_own_metrics_directory(tmp_path: Path) -> None:
-    """gunicorn workers of one service share a Prometheus directory; services never do."""
+def test_each_component_gets_its_own_metrics_directory(tmp_path: Path) -> None:
+    """Workers of one component share a Prometheus directory; components never do."""
     settings = Settings({"METRICS_DIR": str(tmp_path), "SABONG_PORT": "9002"})
     assert serve.environment("ussd", settings) == {
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "ussd-8081")
@@ -171,7 +171,9 @@ def test_each_service_gets_its_own_metrics_directory(tmp_path: Path) -> None:
     assert serve.environment("sabong", settings) == {
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "sabong-9002")
     }
-    assert serve.environment("gateway", settings) == {}
+    assert serve.environment("gateway", settings) == {
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "gateway-8080")
+    }
 
 
 def test_metrics_directory_starts_empty(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def test_each_prefix_reaches_its_service(
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/api/", "/api/v2/x", "/api/auth", "/metrics", "/meh", "/logouts", "/login"]
+    "path", ["/", "/api/", "/api/v2/x", "/api/auth", "/members", "/meh", "/logouts", "/login"]
 )
 def test_unknown_path_is_404_in_the_neutral_envelope(
     platform_gateway: GatewayProcess, path: str

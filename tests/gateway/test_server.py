@@ -232,7 +232,8 @@ def test_access_log_lines_are_json_with_request_id(
     entry = found[0]
     assert entry["method"] == "POST" and entry["status"] == 200
     assert entry["logger"] == "gateway.access" and entry["client"] == "127.0.0.1"
-    assert isinstance(entry["ms"], float)
+    assert isinstance(entry["duration_ms"], float)
+    assert (entry["service"], entry["route"]) == ("gateway", "/api/v1/")
 
 
 def _wait_for_children(pid: int, count: int, timeout: float = 5.0) -> list[int]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared import observability
 
@@ -67,3 +69,70 @@ def test_flask_requests_get_request_ids_metrics_and_access_logs(
         in metrics
     )
     assert "http_request_duration_seconds_bucket" in metrics
+
+
+def _samples_of(service: str, route: str) -> dict[tuple[str, str], float]:
+    """This service's request and latency samples for `route`, keyed without the route."""
+    body, _ = observability.render_metrics()
+    found = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue  # creation times differ by when the label set was first used
+            labels = dict(sample.labels)
+            if labels.get("service") == service and labels.pop("route", None) == route:
+                found[(sample.name, json.dumps(labels, sort_keys=True))] = sample.value
+    return found
+
+
+def test_request_tally_exposes_exactly_what_observe_would() -> None:
+    service = "tally-unit"
+    durations = [0.0004, 0.001, 0.003, 0.003, 0.07, 0.9, 7.5]
+    statuses = [200, 200, 201, 200, 404, 200, 504]
+    tally = observability.RequestTally(service)
+    for seconds, status in zip(durations, statuses, strict=True):
+        tally.count("/tallied", "GET", status, seconds)
+        observability.HTTP_REQUESTS.labels(service, "/observed", "GET", str(status)).inc()
+        observability.HTTP_LATENCY.labels(service, "/observed").observe(seconds)
+    assert _samples_of(service, "/tallied") == {}  # nothing shows before the flush
+    tally.flush()
+    tallied = _samples_of(service, "/tallied")
+    assert tallied == _samples_of(service, "/observed")
+    assert tallied[("http_request_duration_seconds_count", '{"service": "tally-unit"}')] == 7
+
+
+def test_request_tally_flush_adds_only_what_is_new() -> None:
+    service = "tally-twice"
+    tally = observability.RequestTally(service)
+    tally.count("/x", "POST", 201, 0.002)
+    tally.flush()
+    tally.flush()
+    tally.count("/x", "POST", 201, 0.002)
+    tally.flush()
+    key = ("http_requests_total", '{"method": "POST", "service": "tally-twice", "status": "201"}')
+    assert _samples_of(service, "/x")[key] == 2
+
+
+def test_exceptions_are_logged_by_type_only() -> None:
+    formatter = observability.JsonFormatter("unit")
+    try:
+        raise ValueError("password=hunter2")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    entry = json.loads(formatter.format(record))
+    assert entry["exc_type"] == "ValueError"
+    assert "hunter2" not in json.dumps(entry)
+
+
+@pytest.mark.parametrize(
+    ("epoch", "expected"),
+    [
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (1769903999.9994, "2026-01-31T23:59:59.999Z"),
+        (1769904000.125, "2026-02-01T00:00:00.125Z"),
+        (1769904000.5, "2026-02-01T00:00:00.500Z"),
+    ],
+)
+def test_iso_timestamp(epoch: float, expected: str) -> None:
+    assert observability.iso_timestamp(epoch) == expected
+    assert observability.iso_timestamp(epoch) == expected  # the cached second too

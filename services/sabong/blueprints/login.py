@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, redirect
 from flask.typing import ResponseReturnValue
 
+from shared.observability import LOGIN_TOKENS_CONSUMED
+
 from .. import pages
 from ..accounts import login_link_is_live, sign_in_with_token
 from ..runtime import runtime
@@ -28,7 +30,9 @@ def consume_login(token: str) -> ResponseReturnValue:
     """Exactly one of any number of concurrent POSTs wins; the rest get 410."""
     rt = runtime()
     if not sign_in_with_token(rt.store, token):
+        LOGIN_TOKENS_CONSUMED.labels("gone").inc()
         return pages.expired_page()
+    LOGIN_TOKENS_CONSUMED.labels("ok").inc()
     response = redirect(rt.app_url, code=303)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
