@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 from shared.observability import RATE_LIMITED, RequestTally, render_metrics
 from shared.responses import k2_body, to_json
@@ -17,7 +21,7 @@ from .config import GatewayConfig
 from .http import ClientConnection, Limits, Request, ServerState
 from .logs import AccessLog
 from .ratelimit import RateLimiter
-from .routing import ROUTES, Family, Route, cached_error_body, match
+from .routing import MESSAGES, ROUTES, Family, Route, cached_error_body, error_body, match
 from .upstream import (
     NoReplicaReachable,
     Service,
@@ -105,9 +109,11 @@ class Gateway:
     def reject(self, request: Request | None, client: ClientConnection, status: int) -> None:
         """An answer to a request the HTTP layer refused (bad syntax, too large)."""
         assert request is not None
-        route = None if not request.path else match(request.path, self.routes)
+        # A request refused mid-parse has no path yet: read it from the raw target.
+        path = request.path or _path_of_target(request.url)
+        route = None if not path else match(path, self.routes)
         family = route.family if route else Family.NEUTRAL
-        request.log_path = route.log_path(request.path) if route else _redacted(request.path)
+        request.log_path = route.log_path(path) if route else _redacted(path)
         request.route = route.prefix if route else "unmatched"
         body = cached_error_body(family, status)
         client.respond(request, status, _json_head(self.state), body)
@@ -135,7 +141,7 @@ class Gateway:
             request.request_id,
             request.connection,
         )
-        relay = Relay(request, client, route.family)
+        relay = Relay(request, client, route.family, route.json_only)
         self.services[route.service].send(request.method, head + body, relay)
 
     def reply_error(
@@ -287,6 +293,7 @@ class Relay:
         "client",
         "family",
         "headers",
+        "json_only",
         "request",
         "size",
         "status",
@@ -294,10 +301,13 @@ class Relay:
         "upstream",
     )
 
-    def __init__(self, request: Request, client: ClientConnection, family: Family) -> None:
+    def __init__(
+        self, request: Request, client: ClientConnection, family: Family, json_only: bool = True
+    ) -> None:
         self.request = request
         self.client = client
         self.family = family
+        self.json_only = json_only
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -325,6 +335,9 @@ class Relay:
     def upstream_end(self) -> None:
         if self.streaming:
             self.client.end_stream(self.request, self.status)
+            return
+        if self.status >= 400 and self.json_only and _is_html(self.headers):
+            self._replace_html_error()
             return
         head, upstream_length = hdr.response_head(self.headers)
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -355,6 +368,15 @@ class Relay:
             )
         body = cached_error_body(self.family, status)
         self.client.respond(self.request, status, _json_head(self.client.state), body)
+
+    def _replace_html_error(self) -> None:
+        """An HTML error page on a JSON API path (a server or proxy refusing the request
+        before the app saw it, e.g. gunicorn's 400/414/431 pages) becomes the family's
+        envelope with the same status: a JSON client must never have to parse HTML. Only
+        error statuses and whole (buffered) answers are checked, so the hot path pays one
+        comparison; a streamed (over 64 KiB) HTML error page is relayed as it is."""
+        body = _html_replacement(self.family, self.status)
+        self.client.respond(self.request, self.status, _json_head(self.client.state), body)
 
     def _start_streaming(self) -> None:
         self.streaming = True
@@ -401,7 +423,11 @@ def docs(gateway: Gateway, request: Request) -> Reply:
 
 def metrics(gateway: Gateway, request: Request) -> Reply:
     """Prometheus exposition: this worker's latest counts, and every worker's in
-    multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, set by scripts.serve)."""
+    multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, set by scripts.serve). Only for TCP
+    peers in `GATEWAY_METRICS_ALLOW` (never X-Forwarded-For: the client writes that);
+    others get the same 404 as any unknown path."""
+    if not _peer_allowed(request.peer, gateway.config.metrics_allow):
+        return 404, JSON, cached_error_body(Family.NEUTRAL, 404)
     gateway.tally.flush()
     body, content_type = render_metrics()
     return 200, content_type, body
@@ -441,6 +467,44 @@ def _json_head(state: ServerState) -> bytes:
 
 def _bodiless(method: str, status: int) -> bool:
     return method == "HEAD" or status in (204, 304)
+
+
+def _peer_allowed(peer: str | None, networks: tuple[Any, ...]) -> bool:
+    if peer is None:
+        return False
+    try:
+        address = ipaddress.ip_address(peer.partition("%")[0])  # drop an IPv6 zone id
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
+    return any(address in network for network in networks)
+
+
+def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.lstrip().lower().startswith(b"text/html")
+    return False
+
+
+@functools.cache
+def _html_replacement(family: Family, status: int) -> bytes:
+    if status in MESSAGES:
+        return cached_error_body(family, status)
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Upstream error"
+    return error_body(family, status, phrase)
+
+
+def _path_of_target(target: bytes) -> str:
+    """The path of a raw request target ("" when it is not origin-form)."""
+    if not target.startswith(b"/"):
+        return ""
+    path = target.split(b"?", 1)[0].split(b"#", 1)[0].decode("latin-1")
+    return unquote(path, "latin-1") if "%" in path else path
 
 
 def _has_dot_segment(path: str) -> bool:

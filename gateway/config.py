@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from shared.config import Settings
@@ -11,6 +12,11 @@ from .upstream import Target, Timeouts
 
 DEFAULT_UPSTREAMS = {"ussd": "127.0.0.1:8081", "sabong": "127.0.0.1:8082"}
 DEFAULT_RATE_LIMIT = 6000  # requests per minute per client address
+# Who may read /metrics: loopback and private ranges (a scraper on the same host or
+# network). The gateway is the public entry point; everyone else gets a 404.
+DEFAULT_METRICS_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class GatewayConfig:
     redis_url: str | None
     client_keepalive: float = 5.0
     client_timeout: float = 10.0
+    metrics_allow: tuple[Network, ...] = ()
 
     @property
     def rate_limiting(self) -> bool:
@@ -61,6 +68,10 @@ class GatewayConfig:
             redis_url=settings.redis_url,
             client_keepalive=_positive_float(settings, "GATEWAY_CLIENT_KEEPALIVE_SECONDS", 5.0),
             client_timeout=_positive_float(settings, "GATEWAY_CLIENT_TIMEOUT", 10.0),
+            metrics_allow=parse_networks(
+                "GATEWAY_METRICS_ALLOW",
+                settings.get("GATEWAY_METRICS_ALLOW", DEFAULT_METRICS_ALLOW),
+            ),
         )
         if config.rate_limiting and not config.redis_url:
             raise ConfigError(
@@ -85,6 +96,19 @@ def parse_targets(name: str, raw: str) -> tuple[Target, ...]:
     if not targets:
         raise ConfigError(f"{name} lists no upstream (expected host:port[,host:port...])")
     return tuple(targets)
+
+
+def parse_networks(name: str, raw: str) -> tuple[Network, ...]:
+    """`10.0.0.0/8,::1/128` (a bare address is a /32 or /128) into networks."""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an address or CIDR range") from None
+    return tuple(networks)
 
 
 def parse_route_limits(raw: str) -> tuple[tuple[str, int], ...]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,7 +40,31 @@ WRITE_HIGH_WATER = 256 * 1024
 LINGER_SECONDS = 2.0
 
 
-_NOTED = frozenset({b"content-length", b"expect", b"x-request-id", b"connection"})
+# What the services' gunicorn refuses with an HTML error page (its defaults, checked
+# against gunicorn 27: `limit_request_line`, `limit_request_fields`,
+# `limit_request_field_size`; scripts/serve.py does not change them). The gateway
+# refuses the same requests itself, in the path's JSON envelope, so they never reach
+# gunicorn. Its own limits sit below gunicorn's by what it adds when forwarding.
+GUNICORN_LIMIT_REQUEST_LINE = 4094  # bytes of "METHOD target HTTP/1.1", without CRLF
+GUNICORN_LIMIT_REQUEST_FIELDS = 100  # header fields per request
+GUNICORN_LIMIT_REQUEST_FIELD_SIZE = 8190  # bytes of one "name: value\r\n" line
+# Header fields the gateway may add (x-forwarded-for/-proto/-host, x-request-id,
+# content-length; headers.build_request_head).
+ADDED_HEADER_FIELDS = 5
+# Room for ", <peer address>" (IPv6 up to 45 characters) appended to X-Forwarded-For.
+FORWARDED_FOR_MARGIN = 48
+# The forwarded request line is "METHOD <target> HTTP/1.1": target + method + 10 bytes.
+MAX_REQUEST_LINE = GUNICORN_LIMIT_REQUEST_LINE - len(b"  HTTP/1.1")  # url + method
+MAX_HEADER_FIELDS = GUNICORN_LIMIT_REQUEST_FIELDS - ADDED_HEADER_FIELDS
+# Bytes of name + value of one header (and of all X-Forwarded-For values joined).
+MAX_HEADER_FIELD_BYTES = GUNICORN_LIMIT_REQUEST_FIELD_SIZE - len(b": \r\n") - FORWARDED_FOR_MARGIN
+
+_NOTED = frozenset(
+    {b"content-length", b"expect", b"x-request-id", b"connection", b"host", b"x-forwarded-for"}
+)
+# A request line in the bytes of a request the parser refused (its target names the
+# API family of the error envelope).
+_REQUEST_LINE = re.compile(rb"(?:^|\n)[!-~]+ (/[^ ?#\r\n]*)")
 
 
 def _note(request: Request, name: bytes, value: bytes) -> None:
@@ -52,6 +77,15 @@ def _note(request: Request, name: bytes, value: bytes) -> None:
             request.request_id_in = value
     elif name == b"expect":
         request.expect = value
+    elif name == b"host":
+        if request.host_seen:
+            request.refusal = 400  # two Hosts: which one routes? (RFC 9112 3.2)
+        request.host_seen = True
+    elif name == b"x-forwarded-for":
+        # Joined into one line upstream: it must fit a field as a whole.
+        request.forwarded_for_bytes += len(value) + 2
+        if request.forwarded_for_bytes > MAX_HEADER_FIELD_BYTES - len(name):
+            request.refusal = request.refusal or 431
     elif request.connection is None:
         request.connection = value
     else:
@@ -97,7 +131,9 @@ class Request:
         "content_length",
         "declared_length",
         "expect",
+        "forwarded_for_bytes",
         "headers",
+        "host_seen",
         "http_version",
         "keep_alive",
         "log_path",
@@ -106,6 +142,7 @@ class Request:
         "peer",
         "query",
         "raw_path",
+        "refusal",
         "request_id",
         "request_id_in",
         "route",
@@ -130,6 +167,10 @@ class Request:
         self.expect: bytes | None = None
         self.request_id_in: bytes | None = None
         self.connection: bytes | None = None
+        self.host_seen = False
+        self.forwarded_for_bytes = 0
+        # A status to refuse the request with once its head is parsed (0: none).
+        self.refusal = 0
         self.http_version = "1.1"
         self.keep_alive = True
         self.request_id = b""
@@ -227,7 +268,7 @@ class ClientConnection(asyncio.Protocol):
             self._reject(500, self.parsing)
             return
         except httptools.HttpParserError:
-            self._reject(400)
+            self._reject(400, self._refused_request(data))
             return
         if self.in_head and self.head_bytes > self.limits.max_head:
             # Still no end of headers after this many bytes: refuse before buffering more.
@@ -257,7 +298,10 @@ class ClientConnection(asyncio.Protocol):
         assert request is not None
         name = name.lower()
         request.headers.append((name, value))
-        self.head_size += len(name) + len(value)
+        size = len(name) + len(value)
+        self.head_size += size
+        if size > MAX_HEADER_FIELD_BYTES:
+            request.refusal = request.refusal or 431
         if name in _NOTED:
             _note(request, name, value)
 
@@ -265,9 +309,6 @@ class ClientConnection(asyncio.Protocol):
         request = self.parsing
         assert request is not None
         self.in_head = False
-        if self.head_size + len(request.url) > self.limits.max_head:
-            self._reject(431, request)
-            return
         parser = self.parser
         request.method = parser.get_method().decode("ascii")
         request.http_version = parser.get_http_version()
@@ -275,7 +316,7 @@ class ClientConnection(asyncio.Protocol):
         try:
             url = httptools.parse_url(request.url)
         except httptools.HttpParserInvalidURLError:
-            self._reject(400)
+            self._reject(400, request)
             return
         raw_path = url.path or b"/"
         request.raw_path = raw_path
@@ -283,6 +324,15 @@ class ClientConnection(asyncio.Protocol):
         path = raw_path.decode("latin-1")
         request.path = unquote(path, "latin-1") if "%" in path else path
         request.request_id = sane_request_id(request.request_id_in)
+        url_size = len(request.url)
+        if (
+            request.refusal
+            or url_size + len(request.method) > MAX_REQUEST_LINE
+            or len(request.headers) > MAX_HEADER_FIELDS
+            or self.head_size + url_size > self.limits.max_head
+        ):
+            self._reject(self._head_refusal(request), request)
+            return
         declared = request.declared_length
         if declared is not None:
             if not declared.isdigit():  # httptools rejects these already; belt and braces
@@ -331,6 +381,21 @@ class ClientConnection(asyncio.Protocol):
             if self.active is request:
                 request.keep_alive = False
                 self.state.handler.reject(request, self, 500)
+
+    def _head_refusal(self, request: Request) -> int:
+        """The status for a head over a limit or with a conflicting header."""
+        if len(request.url) + len(request.method) > MAX_REQUEST_LINE:
+            return 414
+        return request.refusal or 431
+
+    def _refused_request(self, data: bytes) -> Request:
+        """The request the parser refused, with as much of its target as can be read."""
+        request = self.parsing or Request(self.peer)
+        if not request.url:
+            lines = _REQUEST_LINE.findall(data)
+            if lines:
+                request.url = lines[-1]
+        return request
 
     def _reject(self, status: int, request: Request | None = None) -> None:
         """Answer a request the parser or a limit refused, then close the connection."""

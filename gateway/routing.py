@@ -31,6 +31,9 @@ class Route:
     family: Family
     # `/login/<token>`: the token is a secret, so logs name the prefix only.
     log_prefix_only: bool = False
+    # A JSON API: an HTML error page from upstream is replaced by the envelope. False
+    # where the service serves HTML pages itself (the login page, its 410, /me).
+    json_only: bool = True
 
     def log_path(self, path: str) -> str:
         return self.prefix if self.log_prefix_only else path
@@ -40,9 +43,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/auth/", "ussd", Family.K2),
     Route("/api/clients/", "ussd", Family.K2),
     Route("/api/v1/", "sabong", Family.SABONG),
-    Route("/login/", "sabong", Family.SABONG, log_prefix_only=True),
-    Route("/me", "sabong", Family.SABONG),
-    Route("/logout", "sabong", Family.SABONG),
+    Route("/login/", "sabong", Family.SABONG, log_prefix_only=True, json_only=False),
+    Route("/me", "sabong", Family.SABONG, json_only=False),
+    Route("/logout", "sabong", Family.SABONG, json_only=False),
 )
 
 
@@ -62,6 +65,7 @@ MESSAGES = {
     404: "Not found",
     405: "Method not allowed",
     413: "Request body too large",
+    414: "Request target too long",
     429: "Too many requests",
     431: "Request header fields too large",
     500: "Internal server error",

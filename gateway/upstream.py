@@ -16,7 +16,12 @@ Retry rule, the one place a request may be sent twice (`Exchange`):
   once, on a fresh connection, only for idempotent methods (RFC 9110 9.2.2): a POST may
   have been processed, so it gets a 502 instead. Pooled connections are retired after
   `idle` seconds, below gunicorn's keep-alive, to keep that race rare.
+- a connection that closed before the request was written to it (a new connection the
+  replica accepted and reset at once: its `connection_lost` can run before the connect
+  task resumes) never carried the request: it is retried on another replica, or on a
+  fresh connection to the same one, at most `UNSENT_RETRIES` times, then 502.
 Anything else after the request was written (timeout, reset, garbage) is never retried.
+Every path ends the exchange with exactly one call to its sink.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from shared.observability import UPSTREAM_ERRORS
 
 log = logging.getLogger("gateway.upstream")
 
+# Extra attempts for a request whose connection closed before it was written (bounded:
+# a replica that resets every connection must cost a prompt 502, not a loop).
+UNSENT_RETRIES = 2
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _POLLER = select.poll()
 _CONNECTING: set[asyncio.Future[None]] = set()
@@ -62,6 +70,10 @@ class StaleConnection(UpstreamBroken):
     """A reused connection closed before any response byte: maybe never processed."""
 
 
+class NeverSent(UpstreamError):
+    """The connection closed before the request was written to it: safe to retry."""
+
+
 class ReplicaUnreachable(UpstreamError):
     """Connecting to one replica failed or timed out (nothing was sent)."""
 
@@ -70,6 +82,7 @@ class ReplicaUnreachable(UpstreamError):
 # (most specific class first).
 FAILURE_KINDS: tuple[tuple[type[UpstreamError], str], ...] = (
     (NoReplicaReachable, "no_replica"),
+    (NeverSent, "closed_before_send"),
     (UpstreamTimeout, "timeout"),
     (StaleConnection, "stale_connection"),
     (UpstreamBroken, "broken"),
@@ -234,8 +247,12 @@ class UpstreamConnection(asyncio.Protocol):
         finally:
             _POLLER.unregister(self.fd)
 
+    def writable(self) -> bool:
+        """False once the connection closed or is closing: writing would fail."""
+        return self.alive and not self.transport.is_closing()
+
     def send(self, payload: bytes, exchange: Exchange) -> None:
-        """Write one complete request; the answer goes to `exchange.sink`."""
+        """Write one complete request; the answer (or failure) goes to `exchange`."""
         self.uses += 1
         self.exchange = exchange
         self.sink = exchange.sink
@@ -245,7 +262,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_request = exchange.method == "HEAD"
         self.deadline = time.monotonic() + self.read_timeout
         self.busy.add(self)
-        self.transport.write(payload)
+        try:
+            self.transport.write(payload)
+        except RuntimeError:  # uvloop: "the handler is closed"; nothing went out
+            self._fail(NeverSent("upstream connection closed before the request was sent"))
 
     def time_out(self) -> None:
         """The read timeout passed without a complete answer."""
@@ -373,7 +393,16 @@ class Replica:
 class Exchange:
     """One request on its way to a replica of `service`, retried only where safe."""
 
-    __slots__ = ("method", "payload", "replica", "retry_stale", "service", "sink", "tried")
+    __slots__ = (
+        "method",
+        "payload",
+        "replica",
+        "retry_stale",
+        "retry_unsent",
+        "service",
+        "sink",
+        "tried",
+    )
 
     def __init__(self, service: Service, method: str, payload: bytes, sink: Sink) -> None:
         self.service = service
@@ -381,6 +410,7 @@ class Exchange:
         self.payload = payload
         self.sink = sink
         self.retry_stale = method in IDEMPOTENT_METHODS
+        self.retry_unsent = UNSENT_RETRIES
         self.replica: Replica | None = None
         self.tried: list[Replica] = []
 
@@ -399,7 +429,7 @@ class Exchange:
             self.tried.append(replica)
             task = asyncio.ensure_future(self._connect(replica))
             _CONNECTING.add(task)  # a reference, or the task may vanish mid-connect
-            task.add_done_callback(_CONNECTING.discard)
+            task.add_done_callback(self._connected)
 
     async def _connect(self, replica: Replica) -> None:
         try:
@@ -409,14 +439,38 @@ class Exchange:
             return
         self._send(replica, conn)
 
+    def _connected(self, task: asyncio.Future[None]) -> None:
+        """Retrieve the connect task's outcome: a bug there still answers the client."""
+        _CONNECTING.discard(task)
+        if task.cancelled():
+            return  # shutdown
+        error = task.exception()
+        if error is not None:
+            log.error("upstream connect task failed", exc_info=error)
+            self.upstream_failed(UpstreamBroken("internal error while connecting upstream"))
+
     def _send(self, replica: Replica, conn: UpstreamConnection) -> None:
+        if not conn.writable():
+            # Reset between connect and now (its connection_lost already ran): the
+            # request never left, so it may go elsewhere.
+            conn.close()
+            self.replica = replica
+            self.upstream_failed(NeverSent("upstream connection closed before sending"))
+            return
         self.replica = replica
         replica.in_flight += 1
         conn.send(self.payload, self)
 
     def upstream_failed(self, error: UpstreamError) -> None:
-        """Called by the connection; retries a stale reused connection when allowed."""
+        """Called by the connection; retries what is safe to retry, else tells the sink."""
         replica = self.replica
+        if isinstance(error, NeverSent) and self.retry_unsent and replica is not None:
+            UPSTREAM_ERRORS.labels(self.service.name, "closed_before_send_retried").inc()
+            self.retry_unsent -= 1
+            if replica in self.tried and len(self.tried) >= len(self.service.replicas):
+                self.tried.remove(replica)  # no other replica left: a fresh connection
+            self.start()
+            return
         if isinstance(error, StaleConnection) and self.retry_stale and replica is not None:
             UPSTREAM_ERRORS.labels(self.service.name, "stale_retried").inc()
             self.retry_stale = False

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from gateway.config import GatewayConfig, parse_route_limits, parse_targets
+from gateway.config import GatewayConfig, parse_networks, parse_route_limits, parse_targets
 from gateway.routing import Family, error_body, match
 from gateway.server import command
 from gateway.upstream import Target
@@ -112,3 +112,20 @@ def test_sabong_errors_say_error_when_refused_and_failed_when_upstream_failed() 
     assert error_body(Family.K2, 413) == (
         b'{"status":413,"message":"Request body too large","data":null}'
     )
+
+
+def test_metrics_allow_list_defaults_to_loopback_and_private_ranges() -> None:
+    config = GatewayConfig.from_settings(Settings({"GATEWAY_RATE_LIMIT": "0"}))
+    assert [str(n) for n in config.metrics_allow] == [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    ]
+
+
+def test_metrics_allow_list_rejects_what_is_not_a_cidr() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_METRICS_ALLOW"):
+        parse_networks("GATEWAY_METRICS_ALLOW", "10.0.0.0/8,everyone")

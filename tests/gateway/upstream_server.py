@@ -3,7 +3,8 @@
 Echoes what it received as JSON: its own name, method, raw target, headers (in order,
 duplicates kept) and body. Query flags: `sleep=<seconds>` answers late, `hop=1` adds
 hop-by-hop response headers, `status=<code>` picks the status, `size=<n>` answers n
-bytes of a known pattern instead (`chunked=1`: in chunked encoding). Every request id is
+bytes of a known pattern instead (`chunked=1`: in chunked encoding), `html=1` answers
+an HTML error page like a server refusing the request before its app. Every request id is
 appended to `--log` the moment the request is read, so a test can tell which requests
 reached this process before it was killed.
 """
@@ -48,6 +49,9 @@ def make_handler(name: str, log_fd: int | None, idle: float) -> type[BaseHTTPReq
             if "size" in query:
                 self._send_large(int(query["size"][0]), "chunked" in query)
                 return
+            if "html" in query:
+                self._send_html(status)
+                return
             payload = json.dumps(
                 {
                     "server": name,
@@ -73,6 +77,14 @@ def make_handler(name: str, log_fd: int | None, idle: float) -> type[BaseHTTPReq
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
+
+        def _send_html(self, status: int) -> None:
+            page = b"<html><head><title>Error</title></head><body>refused</body></html>"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
 
         def _send_large(self, size: int, chunked: bool) -> None:
             """`size` bytes of a repeating pattern, framed by length or in chunks."""

@@ -312,12 +312,6 @@ def test_huge_headers_are_refused_promptly(sender: Sender, endpoint: Endpoint) -
 @pytest.mark.parametrize(
     "endpoint", [e for e in ENDPOINTS if e.path.startswith("/api/v1/")], ids=lambda e: e.label
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: its own 400 and 431 answers always use the K2 envelope, also on "
-    "Sabong paths (Gateway.reject in gateway/app.py uses k2_body for them); SPEC 4 wants "
-    "the envelope of the path's family",
-)
 def test_gateway_refusals_on_sabong_paths_use_the_sabong_envelope(
     sender: Sender, endpoint: Endpoint
 ) -> None:
@@ -341,12 +335,6 @@ GUNICORN_REFUSES = {
 
 
 @pytest.mark.parametrize("case", GUNICORN_REFUSES, ids=list(GUNICORN_REFUSES))
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: requests the gateway forwards but gunicorn refuses (a field over 8190 "
-    "bytes, over 100 fields, a request line over 4094 bytes, two Host headers) get "
-    "gunicorn's HTML error page (431/414/400) relayed on the JSON API paths",
-)
 def test_requests_gunicorn_refuses_answer_in_envelope(sender: Sender, case: str) -> None:
     target, headers = GUNICORN_REFUSES[case]
     answer = sender.send("GET", target, headers)

@@ -174,13 +174,6 @@ def test_stopped_replica_times_out_and_recovers(
     assert survivor.process is not None and survivor.process.poll() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: when a new upstream connection is closed (RST) between connect "
-    "and write, Exchange._send writes to a closed transport; the RuntimeError escapes the "
-    "connect task ('Task exception was never retrieved', a traceback in the log) and the "
-    "request hangs until GATEWAY_READ_TIMEOUT, then 504, instead of a prompt retry or 502",
-)
 def test_upstream_resetting_connections_gets_prompt_502(
     start_platform: StartPlatform, figures: Figures
 ) -> None:
