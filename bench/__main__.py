@@ -1,0 +1,216 @@
+"""`make bench` (`python -m bench`): start a private platform, measure, print, write JSON.
+
+Load generator: wrk, one thread and 16 connections by default. On the 2-core reference
+machine wrk shares the cores with the servers it measures; one wrk thread (a fraction of
+a core at these rates) leaves the most for them, and 16 connections keep every gunicorn
+thread (2 workers x 4 threads) and the gateway's event loop busy with a short queue,
+without measuring mostly queueing time.
+
+Redis runs with AOF on (appendfsync everysec), as in `make run` and docker-compose: the
+bench measures what production pays for durability, not a faster configuration nobody
+runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform as host_platform
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import fixtures, memory, report, tune
+from .endpoints import (
+    ALL,
+    CLIENTS_ME,
+    DIRECT,
+    GATEWAY,
+    GENERATE_AUTH_TOKEN,
+    GENERATE_SERVICE_ID,
+    prepare,
+)
+from .platform import Platform, wait_quiet
+from .runner import Bench, FloodRow, PacedRow
+from .wrk import INSTALL_HINT, Load, WrkMissing, wrk_binary
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+PACED_ENDPOINTS = (GENERATE_AUTH_TOKEN, GENERATE_SERVICE_ID, CLIENTS_ME)
+FLOOD_ENDPOINTS = (GENERATE_AUTH_TOKEN, GENERATE_SERVICE_ID, CLIENTS_ME)
+HALF = 0.5
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGHUP: stop measuring and clean up, like Ctrl-C."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="each measured run")
+    parser.add_argument("--warmup", type=float, default=1.0, help="before each endpoint")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--memory-items", type=int, default=memory.DEFAULT_COUNT)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--only", nargs="*", help="endpoint names (flat-out table only)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for the 1-minute load average to drop below 1.5",
+    )
+    parser.add_argument(
+        "--tune", action="store_true", help="compare worker/thread settings instead"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a SPEC target is missed")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        wrk_binary()
+    except WrkMissing:
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
+    if args.wait_quiet:
+        average = wait_quiet(1.5, args.wait_quiet)
+        print(f"bench: load average {average:.2f}", file=sys.stderr)
+    load = Load(args.threads, args.connections, args.seconds)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        if args.tune:
+            tune.main(workdir, load, args.warmup)
+            return 0
+        return run(args, load, workdir)
+    except (KeyboardInterrupt, Interrupted):
+        print("\nbench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            print(f"bench: work directory kept: {workdir}", file=sys.stderr)
+        else:
+            _remove_tree(workdir)
+
+
+def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
+    """The whole bench; with --strict, 1 when a measured target is missed."""
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    platform = Platform(workdir / "platform")
+    say = _say
+    say(f"bench: starting the platform in {workdir}")
+    with platform:
+        prepared = time.monotonic()
+        factory = prepare(platform, workdir)
+        say(f"bench: K2 partner and {fixtures.CLIENT_POOL} Sabong users in "
+            f"{time.monotonic() - prepared:.1f} s")  # fmt: skip
+        bench = Bench(platform, factory, load, args.warmup)
+        wanted = set(args.only or [])
+        say(f"bench: flat out, wrk -t{load.threads} -c{load.connections} -d{load.seconds:g}s")
+        for endpoint in ALL:
+            if wanted and endpoint.name not in wanted:
+                continue
+            bench.flat_out(endpoint, DIRECT)
+            if endpoint.through_gateway:
+                bench.flat_out(endpoint, GATEWAY)
+        paced: list[PacedRow] = []
+        flood: list[FloodRow] = []
+        if not wanted:
+            say("bench: half of the direct peak, direct and through the gateway")
+            for endpoint in PACED_ENDPOINTS:
+                peak = bench.row(endpoint.name, DIRECT)
+                assert peak is not None
+                rate = peak.result.rate * HALF
+                paced += [bench.paced(endpoint, path, rate) for path in (DIRECT, GATEWAY)]
+            say("bench: the same paced load, direct, while logins run flat out")
+            for endpoint in FLOOD_ENDPOINTS:
+                quiet = next(p for p in paced if p.endpoint == endpoint.name and p.path == DIRECT)
+                flood.append(bench.beside_login_flood(quiet, endpoint))
+        commands = platform.commands()
+    figures: list[memory.MemoryFigure] = []
+    if not args.skip_memory and not wanted:
+        say(f"bench: Redis memory, {args.memory_items} live items of each kind")
+        figures = memory.measure(workdir, args.memory_items)
+    checked = report.targets(bench.rows, paced, flood, figures)
+    print()
+    print(
+        "Flat out (closed loop). 'CPU us': CPU time per request of every process involved"
+        " (servers, Redis, gateway, wrk);\n'other': cores other programs used meanwhile."
+    )
+    print(report.throughput_table(bench.rows))
+    if paced:
+        print("\nHalf of the direct peak (paced), p99 through the gateway vs direct:")
+        print(report.paced_table(paced))
+    if flood:
+        print("\nThe same paced load while logins run flat out (direct):")
+        print(report.flood_table(flood))
+    if figures:
+        print("\nRedis memory per live item (INFO used_memory delta):")
+        print(report.memory_lines(figures))
+    print("\nSPEC section 6 targets:")
+    print("\n".join(target.line() for target in checked))
+    meta = _meta(args, load, commands, load_before, time.monotonic() - started)
+    report.write_json(args.output, report.to_json(meta, bench.rows, paced, flood, figures, checked))
+    print(f"\nbench: {meta['elapsed_seconds']:.0f} s; results in {args.output}")
+    missed = [target for target in checked if not target.passed]
+    return 1 if args.strict and missed else 0
+
+
+def _meta(
+    args: argparse.Namespace,
+    load: Load,
+    commands: dict[str, list[str]],
+    load_before: tuple[float, float, float],
+    elapsed: float,
+) -> dict[str, Any]:
+    return {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "elapsed_seconds": round(elapsed, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": host_platform.platform(),
+            "python": host_platform.python_version(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "wrk": {
+            "threads": load.threads,
+            "connections": load.connections,
+            "seconds": load.seconds,
+            "warmup_seconds": args.warmup,
+        },
+        "redis": {"appendonly": True, "appendfsync": "everysec"},
+        "server_commands": {
+            name: [Path(argv[0]).name, *argv[1:]] for name, argv in commands.items()
+        },
+        "sabong_client_pool": fixtures.CLIENT_POOL,
+        "new_user_every": fixtures.NEW_USER_EVERY,
+    }
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

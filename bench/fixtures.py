@@ -1,0 +1,153 @@
+"""What the measured requests need: a K2 account and its tokens, Sabong users, signed
+requests and live login tokens, all made before the clock starts."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis as redis_py
+
+from services.sabong import REPLAY_TTL_SECONDS
+from services.sabong.issuance import iso_millis, new_login_token, unusable_password_hash
+from services.sabong.store import Issuance, SabongStore
+from services.ussd import accounts
+from services.ussd.context import build_context
+from shared.config import Settings
+from shared.redis import connect
+from shared.signing import sign
+
+from .recorder import CommandRecorder, replay
+
+TOKEN_PATH = "/api/v1/generate-auth-token"
+K2_USERNAME = "bench-partner"
+K2_PASSWORD = "bench-password-" + "x" * 8
+# A pool of existing Sabong users: most signed requests update one of them (the common
+# partner call); every NEW_USER_EVERY-th request names a clientId never seen (a sign-up).
+CLIENT_POOL = 2000
+NEW_USER_EVERY = 20
+TOKEN_MINUTES = 5
+# Store calls overlap their Redis round trips on a few threads (the GIL is released there).
+ISSUE_THREADS = 4
+# Probes talk to this machine only: an http_proxy in the environment must not intercept them.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True)
+class K2Credentials:
+    """The K2 bench partner: its login JWT and one Service ID."""
+
+    username: str
+    password: str
+    login_jwt: str
+    service_id: str
+
+
+def post_json(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    """POST JSON, return the decoded answer (raises on an HTTP error)."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode("utf-8"),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    with _LOCAL.open(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def create_k2_partner(settings: Settings, ussd_url: str) -> K2Credentials:
+    """Create the K2 account (as the admin CLI does), log in, mint one Service ID."""
+    ctx = build_context(settings)
+    accounts.create_client(ctx, K2_USERNAME, K2_PASSWORD)
+    login = post_json(
+        f"{ussd_url}/api/auth/login", {"username": K2_USERNAME, "password": K2_PASSWORD}
+    )
+    jwt = login["data"]["token"]
+    minted = post_json(
+        f"{ussd_url}/api/clients/generate-service-id", {}, {"Authorization": f"Bearer {jwt}"}
+    )
+    return K2Credentials(K2_USERNAME, K2_PASSWORD, jwt, minted["data"]["SERVICE_ID"])
+
+
+def pool_client_id(index: int, pool: int = CLIENT_POOL) -> str:
+    return f"BENCH-{index % pool:05d}"
+
+
+def sabong_store(settings: Settings) -> SabongStore:
+    """The Sabong store the service itself uses, on the bench Redis."""
+    return SabongStore(connect(settings.redis_url or ""), 1000, REPLAY_TTL_SECONDS)
+
+
+def issue_login_tokens(
+    store: SabongStore, count: int, minutes: int = TOKEN_MINUTES, pool: int = CLIENT_POOL
+) -> list[str]:
+    """`count` real login tokens for the first `pool` users, by the service's own store call."""
+    stamp = int(time.time() * 1000)
+    batch = secrets.token_hex(6)
+
+    def issue(index: int) -> str:
+        token = new_login_token()
+        item = Issuance(
+            client_id=pool_client_id(index, pool),
+            username=f"bench{index % pool}",
+            display_name="Bench User",
+            ip_address="10.1.2.3",
+            token=token,
+            token_ttl=minutes * 60,
+            now_iso=iso_millis(stamp),
+            year=time.gmtime(stamp // 1000).tm_year,
+            password_hash=unusable_password_hash(),
+        )
+        # A unique stand-in for the request signature (the replay guard's key).
+        store.issue_token(item, signature=f"{batch}{index:058x}")
+        return token
+
+    def issue_slice(start: int) -> list[str]:
+        return [issue(index) for index in range(start, count, ISSUE_THREADS)]
+
+    tokens: list[str] = []
+    with ThreadPoolExecutor(ISSUE_THREADS) as executor:
+        for part in executor.map(issue_slice, range(ISSUE_THREADS)):
+            tokens += part
+    return tokens
+
+
+def batched_login_tokens(client: redis_py.Redis, count: int) -> list[str]:
+    """Like issue_login_tokens (pool users, who must exist already), sent in pipelines."""
+    recorder = CommandRecorder(reply=[1, 1, 0])  # {ok, user id, not new}
+    store = SabongStore(cast(redis_py.Redis, recorder), 1000, REPLAY_TTL_SECONDS)
+    tokens = issue_login_tokens(store, count)
+    replay(client, recorder)
+    return tokens
+
+
+def signed_token_bodies(count: int, tag: str) -> Iterator[bytes]:
+    """Distinct generate-auth-token bodies (a distinct username makes each unique)."""
+    for index in range(count):
+        if index % NEW_USER_EVERY == NEW_USER_EVERY - 1:
+            client_id = f"BENCH-{tag}-N{index}"
+        else:
+            client_id = pool_client_id(index)
+        body = {
+            "clientId": client_id,
+            "username": f"u{tag}{index}",
+            "displayName": "Bench User",
+            "ipAddress": "10.1.2.3",
+            "expiration": TOKEN_MINUTES,
+        }
+        yield json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def signed_token_headers(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """The headers of one signed generate-auth-token request."""
+    return {
+        "Content-Type": "application/json",
+        "x-timestamp": str(timestamp),
+        "x-signature": sign(secret, "POST", TOKEN_PATH, timestamp, body),
+    }

@@ -1,0 +1,165 @@
+"""Redis memory per live login token and per live Service ID (INFO used_memory deltas).
+
+Each figure is measured on a fresh Redis of its own. The services' own stores build every
+command (bench/recorder.py), so the keys are exactly the ones production writes; only
+the sending is batched, so that 2 x 100k calls take seconds. Two servers where both
+exist: the bundled one `make run` starts, and a `redis-server` on PATH (Redis 7 with
+jemalloc on Debian, like docker-compose's `redis:7`): the allocator changes the figure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import redis as redis_py
+
+from services.sabong import REPLAY_TTL_SECONDS
+from services.sabong.store import SabongStore, client_replay_key
+from services.ussd import accounts
+from services.ussd.context import SERVICE_ID_LIFETIME, build_context
+from services.ussd.store import UssdStore, tagged_uuid
+from shared.config import SECRET_NAMES, Settings
+from shared.embedded import EmbeddedRedis, redis_server_binary
+
+from . import fixtures
+from .recorder import CommandRecorder, replay
+
+DEFAULT_COUNT = 100_000
+# Fills the client's capped audit stream first: the stream is per client (bounded by
+# SABONG_AUDIT_MAXLEN), not per token, so it must not count towards the tokens.
+SABONG_WARMUP = 2000
+MEMORY_CLIENT = "memory-partner"
+
+
+@dataclass(frozen=True)
+class MemoryFigure:
+    """Bytes of Redis memory per live item, and how it was measured."""
+
+    item: str
+    server: str
+    count: int
+    bytes_per_item: float
+    seconds: float
+
+
+class RedisFrom(EmbeddedRedis):
+    """An EmbeddedRedis that runs a given redis-server binary."""
+
+    def __init__(self, binary: str, data_dir: Path) -> None:
+        super().__init__(data_dir, appendonly=False)
+        self.binary = binary
+
+    def command(self) -> list[str]:
+        return [self.binary, *super().command()[1:]]
+
+
+def servers() -> list[str]:
+    """The bundled redis-server, then a different one on PATH if there is one."""
+    found = [redis_server_binary()]
+    on_path = shutil.which("redis-server")
+    if on_path and os.path.realpath(on_path) != os.path.realpath(found[0]):
+        found.append(on_path)
+    return found
+
+
+def describe(binary: str) -> str:
+    """`redis 7.0.15 jemalloc-5.3.0`, from `redis-server --version`."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    fields = dict(part.split("=", 1) for part in out.stdout.split() if "=" in part)
+    return f"redis {fields.get('v', '?')} {fields.get('malloc', '?')}"
+
+
+def used_memory(client: redis_py.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def drop_replay_guards(client: redis_py.Redis) -> None:
+    """Replay guards belong to requests (about 11 minutes), not to tokens: remove them."""
+    # `{` and `}` are plain characters in a SCAN pattern; only `*` matches here.
+    keys = list(client.scan_iter(client_replay_key("BENCH-*", "*"), count=10_000))
+    for start in range(0, len(keys), 10_000):
+        client.unlink(*keys[start : start + 10_000])
+
+
+def _record_tokens(url: str, count: int) -> CommandRecorder:
+    """`count` login-token issuances for the one memory user, built by the Sabong store."""
+    recorder = CommandRecorder(reply=[1, 1, 0])  # {ok, user id, not new}
+    store = SabongStore(cast(redis_py.Redis, recorder), 1000, REPLAY_TTL_SECONDS)
+    fixtures.issue_login_tokens(store, count, minutes=1440, pool=1)
+    return recorder
+
+
+def _record_service_ids(client_uuid: str, count: int) -> CommandRecorder:
+    """`count` Service ID issuances for the memory client, built by the USSD store."""
+    recorder = CommandRecorder(reply=1)
+    store = UssdStore(cast(redis_py.Redis, recorder))
+    for _ in range(count):
+        store.issue_service_id(client_uuid, 1, tagged_uuid(client_uuid), SERVICE_ID_LIFETIME)
+    return recorder
+
+
+def check_added(client: redis_py.Redis, keys_before: int, count: int) -> None:
+    """Every item became one live key, or the figure would be per nothing."""
+    added = int(client.dbsize()) - keys_before
+    if added != count:
+        raise RuntimeError(f"expected {count} new keys, found {added}")
+
+
+def login_tokens(url: str, count: int, server: str) -> MemoryFigure:
+    """Issue `count` live login tokens for one user; bytes per token."""
+    client = redis_py.Redis.from_url(url)
+    try:
+        # Real calls first: the user exists, its capped audit stream is full, and the
+        # script is cached on the server. Pool size 1: every token belongs to that user.
+        store = fixtures.sabong_store(Settings({"REDIS_URL": url}))
+        fixtures.issue_login_tokens(store, SABONG_WARMUP, minutes=1440, pool=1)
+        drop_replay_guards(client)
+        keys_before, before = client.dbsize(), used_memory(client)
+        started = time.monotonic()
+        replay(client, _record_tokens(url, count))
+        elapsed = time.monotonic() - started
+        drop_replay_guards(client)
+        after = used_memory(client)
+        check_added(client, keys_before, count)
+    finally:
+        client.close()
+    return MemoryFigure("login token", server, count, (after - before) / count, elapsed)
+
+
+def service_ids(url: str, count: int, server: str) -> MemoryFigure:
+    """Record `count` live Service IDs for one K2 client; bytes per Service ID."""
+    secrets = {name: f"memory-{name}-" + "x" * 32 for name in SECRET_NAMES}
+    ctx = build_context(Settings({"REDIS_URL": url, "USSD_SCRYPT_N": "1024", **secrets}))
+    client_uuid = str(accounts.create_client(ctx, MEMORY_CLIENT, "memory-password")["id"])
+    client = redis_py.Redis.from_url(url)
+    try:
+        # One real call: the path the recorded ones take works on this server.
+        if not ctx.store.issue_service_id(client_uuid, 1, tagged_uuid(client_uuid), 60):
+            raise RuntimeError("the memory client cannot be issued Service IDs")
+        keys_before, before = client.dbsize(), used_memory(client)
+        started = time.monotonic()
+        replay(client, _record_service_ids(client_uuid, count))
+        elapsed = time.monotonic() - started
+        after = used_memory(client)
+        check_added(client, keys_before, count)
+    finally:
+        client.close()
+    return MemoryFigure("Service ID", server, count, (after - before) / count, elapsed)
+
+
+def measure(workdir: Path, count: int) -> list[MemoryFigure]:
+    """Both figures on every available server, each on a fresh Redis."""
+    figures = []
+    for number, binary in enumerate(servers()):
+        server = describe(binary)
+        with RedisFrom(binary, workdir / f"memory-redis-{number}-tokens") as redis:
+            figures.append(login_tokens(redis.url, count, server))
+        with RedisFrom(binary, workdir / f"memory-redis-{number}-ids") as redis:
+            figures.append(service_ids(redis.url, count, server))
+    return figures

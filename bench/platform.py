@@ -1,0 +1,163 @@
+"""The platform under test: a private Redis, both services and the gateway, on free ports.
+
+Every component is started with the command line `scripts.serve.command` gives it, the
+one `make run` and docker-compose use, so the bench measures the real servers. Each child
+runs in its own process group (scripts.children.Child) and dies with the bench.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+
+from scripts import serve
+from scripts.children import Child, group_members
+from scripts.run import StopFlag, start_all, stop_all
+from shared.config import SECRET_NAMES, Settings
+from shared.embedded import EmbeddedRedis, free_port
+
+HOST = "127.0.0.1"
+READY_TIMEOUT_SECONDS = 60.0
+STOP_GRACE_SECONDS = 10.0
+
+
+def bench_secrets() -> dict[str, str]:
+    """Fresh secrets for this run only (production lengths)."""
+    return {name: secrets.token_urlsafe(48) for name in SECRET_NAMES}
+
+
+class Platform:
+    """Redis, ussd, sabong and gateway as real processes; a context manager."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        overrides: Mapping[str, str] | None = None,
+        appendonly: bool = True,
+        command_patch: Callable[[str, list[str]], list[str]] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        # Tuning only: try an argv serve.py cannot express (another gunicorn worker class).
+        self.command_patch = command_patch
+        self.redis = EmbeddedRedis(workdir / "redis", host=HOST, appendonly=appendonly)
+        self.ports = {component: free_port(HOST) for component in serve.COMPONENTS}
+        self.secrets = bench_secrets()
+        dotenv = workdir / "bench.env"
+        dotenv.parent.mkdir(parents=True, exist_ok=True)
+        dotenv.touch()
+        self.values: dict[str, str] = {
+            # Production mode: secrets come from here only, nothing is generated into .env.
+            "APP_ENV": "production",
+            "DOTENV_PATH": str(dotenv),
+            "BIND_HOST": HOST,
+            "REDIS_URL": self.redis.url,
+            "USSD_PORT": str(self.ports["ussd"]),
+            "SABONG_PORT": str(self.ports["sabong"]),
+            "GATEWAY_PORT": str(self.ports["gateway"]),
+            "GATEWAY_USSD_UPSTREAMS": f"{HOST}:{self.ports['ussd']}",
+            "GATEWAY_SABONG_UPSTREAMS": f"{HOST}:{self.ports['sabong']}",
+            # Measured, not limited: the gateway's rate limit would refuse most of the load.
+            "GATEWAY_RATE_LIMIT": "0",
+            "SABONG_LOGIN_BASE_URL": f"http://{HOST}:{self.ports['gateway']}",
+            "METRICS_DIR": str(workdir / "metrics"),
+            "PYTHONUNBUFFERED": "1",
+            **self.secrets,
+            **(overrides or {}),
+        }
+        self.children: list[Child] = []
+        self._stop_flag = StopFlag()
+
+    @property
+    def settings(self) -> Settings:
+        """What a component started by this platform reads: our values over the environment."""
+        return Settings({**os.environ, **self.values})
+
+    def url(self, component: str) -> str:
+        """Base URL of `component` (ussd, sabong or gateway)."""
+        return f"http://{HOST}:{self.ports[component]}"
+
+    def host_header(self, component: str) -> str:
+        return f"{HOST}:{self.ports[component]}"
+
+    def command(self, component: str) -> list[str]:
+        """The server command line of `component`: serve.py's, unless a patch changes it."""
+        argv = serve.command(component, self.settings)
+        return self.command_patch(component, argv) if self.command_patch else argv
+
+    def commands(self) -> dict[str, list[str]]:
+        """The server command line of every component, as started."""
+        return {component: self.command(component) for component in serve.COMPONENTS}
+
+    def start(self) -> Platform:
+        """Start Redis and the three components; return once every one is ready."""
+        settings = self.settings
+        env = {**os.environ, **self.values}
+        self.children = [Child.for_redis(self.redis, env)]
+        self.redis.data_dir.mkdir(parents=True, exist_ok=True)
+        for component in serve.COMPONENTS:
+            extra = serve.environment(component, settings)
+            serve.prepare(extra)
+            self.children.append(
+                Child(
+                    component,
+                    self.command(component),
+                    {**env, **extra},
+                    self.workdir / "log" / f"{component}.log",
+                    f"{self.url(component)}/readyz",
+                )
+            )
+        try:
+            start_all(self.children, self._stop_flag, READY_TIMEOUT_SECONDS)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the gateway, then the services, then Redis; nothing is left behind."""
+        stop_all(self.children, self._stop_flag, STOP_GRACE_SECONDS)
+
+    def worker_pids(self, component: str) -> list[int]:
+        """Pids of a component's processes (the leader and its workers)."""
+        for child in self.children:
+            if child.name == component and child.process is not None:
+                return group_members(child.process.pid)
+        return []
+
+    def pids_by_component(self) -> dict[str, list[int]]:
+        """Every live process the platform started, by component (redis, ussd, ...)."""
+        return {
+            child.name: group_members(child.process.pid) if child.process is not None else []
+            for child in self.children
+        }
+
+    def log_tail(self, component: str) -> str:
+        for child in self.children:
+            if child.name == component:
+                return child.tail_message()
+        return ""
+
+    def __enter__(self) -> Platform:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def wait_quiet(max_load: float, max_wait_s: float, poll_s: float = 15.0) -> float:
+    """Wait (up to `max_wait_s`) until the 1-minute load average is below `max_load`."""
+    deadline = time.monotonic() + max_wait_s
+    load = os.getloadavg()[0]
+    while load >= max_load and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        load = os.getloadavg()[0]
+    return load

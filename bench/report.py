@@ -1,0 +1,232 @@
+"""The printed table, SPEC section 6 targets with PASS/MISS, and bench/results.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .endpoints import DIRECT, GATEWAY, GENERATE_AUTH_TOKEN, GENERATE_SERVICE_ID
+from .memory import MemoryFigure
+from .runner import FloodRow, PacedRow, Row
+from .wrk import WrkResult
+
+# SPEC section 6.
+TOKEN_TO_HEALTHZ = 0.70
+SERVICE_ID_TO_HEALTHZ = 0.75
+GATEWAY_TO_DIRECT = 0.80
+GATEWAY_P99_FACTOR = 2.0
+TOKEN_BYTES = 250
+SERVICE_ID_BYTES = 200
+FLOOD_P99_FACTOR = 3.0
+# Endpoints whose gateway ratio is a target; login and the login link are bound by the
+# password hash and by a signed cookie, and are shown for information.
+GATEWAY_TARGET_ENDPOINTS = ("generate-auth-token", "generate-service-id", "clients/me")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One SPEC target: what was measured against what limit."""
+
+    name: str
+    measured: float
+    limit: float
+    at_least: bool  # True: measured >= limit passes; False: measured <= limit passes
+    unit: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.measured >= self.limit if self.at_least else self.measured <= self.limit
+
+    def line(self) -> str:
+        sign = ">=" if self.at_least else "<="
+        verdict = "PASS" if self.passed else "MISS"
+        return (
+            f"  {verdict}  {self.name:<58} {self.measured:8.2f}{self.unit} "
+            f"(target {sign} {self.limit:g}{self.unit})"
+        )
+
+
+def ms(microseconds: float) -> str:
+    return f"{microseconds / 1000:.2f}"
+
+
+def cores(value: float | None) -> str:
+    """CPU other programs used during a run (a noise indicator); '-' when unknown."""
+    return "-" if value is None else f"{value:.2f}"
+
+
+def throughput_table(rows: Sequence[Row]) -> str:
+    """The main table: one line per endpoint and path."""
+    header = (
+        f"{'endpoint':<20} {'path':<8} {'url path':<34} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'/healthz':>9} {'gw/direct':>9} {'non-2xx':>8} {'CPU us':>7} "
+        f"{'other':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        healthz_ratio = f"{row.ratio:.2f}" if row.path == DIRECT and row.ratio else ""
+        gateway_ratio = f"{row.ratio:.2f}" if row.path == GATEWAY and row.ratio else ""
+        result = row.result
+        lines.append(
+            f"{row.endpoint:<20} {row.path:<8} {row.url_path:<34} {result.rate:8.0f} "
+            f"{ms(result.p50_us):>8} {ms(result.p99_us):>8} {healthz_ratio:>9} "
+            f"{gateway_ratio:>9} {result.failures:>8} {sum(row.cpu_us.values()):7.0f} "
+            f"{cores(row.other_cores):>6}"
+        )
+    return "\n".join(lines)
+
+
+def paced_table(rows: Sequence[PacedRow]) -> str:
+    header = (
+        f"{'endpoint':<20} {'path':<8} {'offered/s':>9} {'achieved/s':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'other':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        result = row.result
+        lines.append(
+            f"{row.endpoint:<20} {row.path:<8} {row.target_rate:9.0f} {result.rate:10.0f} "
+            f"{ms(result.p50_us):>8} {ms(result.p99_us):>8} {result.failures:>8} "
+            f"{cores(row.other_cores):>6}"
+        )
+    return "\n".join(lines)
+
+
+def flood_table(rows: Sequence[FloodRow]) -> str:
+    header = (
+        f"{'endpoint (direct)':<20} {'offered/s':>9} {'p99 alone':>10} {'p99 flood':>10} "
+        f"{'ratio':>6} {'logins/s':>9} {'non-2xx':>8} {'other':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        ratio = row.flooded.p99_us / row.quiet.p99_us if row.quiet.p99_us else 0.0
+        lines.append(
+            f"{row.endpoint:<20} {row.target_rate:9.0f} {ms(row.quiet.p99_us):>10} "
+            f"{ms(row.flooded.p99_us):>10} {ratio:6.2f} {row.login_during.rate:9.0f} "
+            f"{row.flooded.failures:>8} {cores(row.other_cores):>6}"
+        )
+    return "\n".join(lines)
+
+
+def memory_lines(figures: Sequence[MemoryFigure]) -> str:
+    return "\n".join(
+        f"  {figure.item:<12} {figure.bytes_per_item:7.1f} bytes each on {figure.server} "
+        f"({figure.count} live, written in {figure.seconds:.1f} s)"
+        for figure in figures
+    )
+
+
+def targets(
+    rows: Sequence[Row],
+    paced: Sequence[PacedRow],
+    flood: Sequence[FloodRow],
+    memory: Sequence[MemoryFigure],
+) -> list[Target]:
+    """Every SPEC section 6 target that this run measured."""
+    found: list[Target] = []
+
+    def row(name: str, path: str) -> Row | None:
+        return next((r for r in rows if r.endpoint == name and r.path == path), None)
+
+    for endpoint, limit in (
+        (GENERATE_AUTH_TOKEN, TOKEN_TO_HEALTHZ),
+        (GENERATE_SERVICE_ID, SERVICE_ID_TO_HEALTHZ),
+    ):
+        direct = row(endpoint.name, DIRECT)
+        if direct and direct.ratio is not None:
+            name = f"{endpoint.name} direct / {endpoint.healthz_of} throughput"
+            found.append(Target(name, direct.ratio, limit, True))
+    for name in GATEWAY_TARGET_ENDPOINTS:
+        through = row(name, GATEWAY)
+        if through and through.ratio is not None:
+            found.append(Target(f"{name} gateway / direct throughput", through.ratio,
+                                GATEWAY_TO_DIRECT, True))  # fmt: skip
+    for name in dict.fromkeys(p.endpoint for p in paced):
+        pair = {p.path: p for p in paced if p.endpoint == name}
+        if DIRECT in pair and GATEWAY in pair and pair[DIRECT].result.p99_us:
+            ratio = pair[GATEWAY].result.p99_us / pair[DIRECT].result.p99_us
+            found.append(Target(f"{name} p99 gateway / direct at half peak", ratio,
+                                GATEWAY_P99_FACTOR, False))  # fmt: skip
+    for item in flood:
+        if item.quiet.p99_us:
+            ratio = item.flooded.p99_us / item.quiet.p99_us
+            found.append(Target(f"{item.endpoint} p99 beside a login flood / alone", ratio,
+                                FLOOD_P99_FACTOR, False))  # fmt: skip
+    limits = {"login token": TOKEN_BYTES, "Service ID": SERVICE_ID_BYTES}
+    for figure in memory:
+        found.append(Target(f"Redis bytes per live {figure.item} ({figure.server})",
+                            figure.bytes_per_item, limits[figure.item], False, " B"))  # fmt: skip
+    return found
+
+
+def _result(result: WrkResult) -> dict[str, Any]:
+    return {**asdict(result), "requests_per_second": round(result.rate, 1)}
+
+
+def to_json(
+    meta: dict[str, Any],
+    rows: Sequence[Row],
+    paced: Sequence[PacedRow],
+    flood: Sequence[FloodRow],
+    memory: Sequence[MemoryFigure],
+    checked: Sequence[Target],
+) -> dict[str, Any]:
+    """Everything the run measured, as one JSON document."""
+    return {
+        **meta,
+        "throughput": [
+            {
+                "endpoint": r.endpoint,
+                "path": r.path,
+                "url_path": r.url_path,
+                "requests_per_second": round(r.result.rate, 1),
+                "p50_ms": r.result.p50_us / 1000,
+                "p99_ms": r.result.p99_us / 1000,
+                "ratio_to_healthz": round(r.ratio, 3) if r.path == DIRECT and r.ratio else None,
+                "ratio_gateway_to_direct": round(r.ratio, 3)
+                if r.path == GATEWAY and r.ratio
+                else None,
+                "non_2xx_3xx": r.result.failures,
+                "single_use_requests_prepared": r.prepared,
+                "other_programs_cpu_cores": r.other_cores,
+                "cpu_us_per_request": {k: round(v, 1) for k, v in r.cpu_us.items()},
+                "wrk": _result(r.result),
+            }
+            for r in rows
+        ],
+        "half_peak": [
+            {
+                "endpoint": p.endpoint,
+                "path": p.path,
+                "offered_per_second": round(p.target_rate, 1),
+                "pause_ms": round(p.pause_ms, 3),
+                "other_programs_cpu_cores": p.other_cores,
+                "wrk": _result(p.result),
+            }
+            for p in paced
+        ],
+        "login_flood": [
+            {
+                "endpoint": f.endpoint,
+                "offered_per_second": round(f.target_rate, 1),
+                "p99_alone_ms": f.quiet.p99_us / 1000,
+                "p99_beside_flood_ms": f.flooded.p99_us / 1000,
+                "logins_per_second_during": round(f.login_during.rate, 1),
+                "other_programs_cpu_cores": f.other_cores,
+                "wrk_alone": _result(f.quiet),
+                "wrk_beside_flood": _result(f.flooded),
+                "wrk_login_flood": _result(f.login_during),
+            }
+            for f in flood
+        ],
+        "memory": [asdict(m) for m in memory],
+        "targets": [{**asdict(t), "passed": t.passed} for t in checked],
+    }
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,49 @@
+"""bench.recorder: store calls recorded, then replayed in pipelines, write the real keys."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pytest
+import redis as redis_py
+
+from bench import fixtures
+from bench.memory import drop_replay_guards
+from bench.recorder import CommandRecorder, replay
+from services.sabong import REPLAY_TTL_SECONDS
+from services.sabong.store import SabongStore, token_key
+from services.ussd.store import UssdStore, service_id_key
+from shared.config import Settings
+
+pytestmark = pytest.mark.single_redis("pipelines of multi-key scripts need one server")
+
+
+def test_recorded_login_tokens_become_live_tokens(
+    redis_url: str, redis_client: redis_py.Redis
+) -> None:
+    real = fixtures.sabong_store(Settings({"REDIS_URL": redis_url}))
+    fixtures.issue_login_tokens(real, 1, pool=1)  # the user exists and the script is cached
+    recorder = CommandRecorder(reply=[1, 1, 0])
+    recorded = SabongStore(cast(redis_py.Redis, recorder), 1000, REPLAY_TTL_SECONDS)
+    tokens = fixtures.issue_login_tokens(recorded, 50, pool=1)
+    assert redis_client.dbsize() < 50
+    replay(redis_client, recorder)
+    assert all(redis_client.get(token_key(token)) == "1" for token in tokens)
+    assert real.consume_token(tokens[0]) == (1, fixtures.pool_client_id(0, 1))
+    drop_replay_guards(redis_client)
+    assert not list(redis_client.scan_iter("*:r:*"))
+
+
+def test_recorded_service_ids_are_loaded_and_written(redis_client: redis_py.Redis) -> None:
+    client_uuid = "0123abcd-0000-4000-8000-000000000000"
+    redis_client.hset(f"ussd:{{{client_uuid[:8]}}}:c", mapping={"id": client_uuid,
+                      "is_active": "1", "gen": "1"})  # fmt: skip
+    recorder = CommandRecorder(reply=1)
+    store = UssdStore(cast(redis_py.Redis, recorder))
+    ids = [f"{client_uuid[:8]}-1111-4111-8111-{n:012d}" for n in range(20)]
+    for service_id in ids:
+        assert store.issue_service_id(client_uuid, 1, service_id, 3600)
+    redis_client.script_flush()  # the replay must load the script itself
+    replay(redis_client, recorder)
+    assert all(redis_client.get(service_id_key(s)) == "1" for s in ids)
+    assert 3590 < redis_client.ttl(service_id_key(ids[0])) <= 3600

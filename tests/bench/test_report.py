@@ -1,0 +1,71 @@
+"""The table, the SPEC targets with PASS/MISS, and the JSON document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import report
+from bench.memory import MemoryFigure
+from bench.runner import FloodRow, PacedRow, Row
+from bench.wrk import WrkResult
+
+
+def result(requests: int, p99_us: int = 4000, failures: int = 0) -> WrkResult:
+    """A wrk result of a 1-second run."""
+    return WrkResult(requests, 1_000_000, failures, 0, 0, 1000, 2000, p99_us, 9000, 1100.0)
+
+
+def rows() -> list[Row]:
+    return [
+        Row("healthz (sabong)", "direct", "/healthz", result(4000), 1, 0.0),
+        Row("generate-auth-token", "direct", "/t", result(3000), 9000, 0.1, ratio=0.75),
+        Row("generate-auth-token", "gateway", "/t", result(2100), 9000, 0.1, ratio=0.70),
+        Row("healthz (ussd)", "direct", "/healthz", result(4000), 1, 0.0),
+        Row("generate-service-id", "direct", "/s", result(2000, failures=2), 1, 0.0, ratio=0.5),
+    ]
+
+
+def test_table_has_a_line_per_row_with_ratios_in_their_columns() -> None:
+    text = report.throughput_table(rows())
+    lines = text.splitlines()
+    assert len(lines) == 2 + 5
+    assert "req/s" in lines[0] and "gw/direct" in lines[0] and "non-2xx" in lines[0]
+    token_direct, token_gateway = lines[3], lines[4]
+    assert "3000" in token_direct and "0.75" in token_direct
+    assert "2100" in token_gateway and "0.70" in token_gateway
+    assert lines[6].split()[-3:] == ["2", "0", "-"]  # non-2xx count, CPU, no noise figure
+
+
+def test_targets_pass_and_miss() -> None:
+    paced = [
+        PacedRow("clients/me", "direct", 500, 10.0, result(500, p99_us=2000)),
+        PacedRow("clients/me", "gateway", 500, 9.0, result(500, p99_us=5000)),
+    ]
+    flood = [FloodRow("clients/me", 500, result(500, 2000), result(480, 5000), result(30))]
+    memory = [
+        MemoryFigure("login token", "redis 7", 100, 180.0, 1.0),
+        MemoryFigure("Service ID", "redis 7", 100, 210.0, 1.0),
+    ]
+    checked = {t.name: t for t in report.targets(rows(), paced, flood, memory)}
+    assert checked["generate-auth-token direct / healthz (sabong) throughput"].passed
+    assert not checked["generate-service-id direct / healthz (ussd) throughput"].passed
+    assert not checked["generate-auth-token gateway / direct throughput"].passed
+    assert not checked["clients/me p99 gateway / direct at half peak"].passed  # 2.5 > 2
+    assert checked["clients/me p99 beside a login flood / alone"].passed  # 2.5 <= 3
+    assert checked["Redis bytes per live login token (redis 7)"].passed
+    assert not checked["Redis bytes per live Service ID (redis 7)"].passed
+    line = checked["Redis bytes per live Service ID (redis 7)"].line()
+    assert line.strip().startswith("MISS") and "target <= 200 B" in line
+
+
+def test_json_document_is_serialisable(tmp_path: Path) -> None:
+    document = report.to_json({"meta": 1}, rows(), [], [], [], [])
+    path = tmp_path / "out" / "results.json"
+    report.write_json(path, document)
+    loaded = json.loads(path.read_text())
+    assert loaded["meta"] == 1
+    first = loaded["throughput"][1]
+    assert first["requests_per_second"] == 3000.0
+    assert first["ratio_to_healthz"] == 0.75 and first["ratio_gateway_to_direct"] is None
+    assert loaded["throughput"][2]["ratio_gateway_to_direct"] == 0.7
