@@ -6,10 +6,8 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,10 +17,9 @@ import pytest
 
 from gateway.docs import docs_asset
 from shared.embedded import free_port
+from tests.browser import headless_chromium
 from tests.live_services import PROJECT_ROOT, real_gateway, service_env
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 DOC = json.loads(docs_asset("/openapi.json")[1])  # type: ignore[index]
 DOCUMENTED_PATHS = set(DOC["paths"])
 
@@ -147,34 +144,10 @@ def stdlib_docs_server() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.skip(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (Debian chromium)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,2000",
-        # Every host but loopback fails to resolve: the page must render without any CDN.
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    with tempfile.TemporaryDirectory(prefix="docs-chromium-") as profile:
-        options.add_argument(f"--user-data-dir={profile}")
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    """Headless Chromium that can resolve only loopback: the page must render without a CDN."""
+    flags = ("--window-size=1280,2000", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+    with headless_chromium(flags) as driver:
+        yield driver
 
 
 def _rendered_paths(driver: object, url: str, screenshot: Path) -> tuple[set[str], str]:

@@ -2,51 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .conftest import LiveSabong, valid_fields
+from tests.browser import headless_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-MISSING = "chromium not installed: apt-get install chromium chromium-driver"
+from .conftest import LiveSabong, valid_fields
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """Headless Chromium via the system chromedriver (selenium never downloads anything)."""
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        pytest.skip(MISSING)
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    with tempfile.TemporaryDirectory(prefix="sabong-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-        ):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-        driver.set_page_load_timeout(30)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    """Headless Chromium via the system chromedriver."""
+    with headless_chromium() as driver:
+        yield driver
 
 
 def test_login_link_signs_in_once_in_a_real_browser(
