@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import cpu, wrk
 from .endpoints import (
+    BY_NAME,
     DIRECT,
     GATEWAY,
     LOGIN,
@@ -42,6 +43,8 @@ class Row:
     other_cores: float | None = None  # CPU other programs used meanwhile (noise)
     # CPU microseconds per request by component (redis, ussd, sabong, gateway, bench+wrk).
     cpu_us: dict[str, float] = field(default_factory=dict)
+    # Direct rows: the service's /healthz req/s, measured right before and after (mean).
+    reference_rate: float | None = None
 
 
 @dataclass
@@ -121,12 +124,17 @@ class Bench:
         """Warm up, then measure the endpoint closed-loop with the common wrk settings.
 
         A run during which other programs used a noticeable share of the CPU is measured
-        again (up to `noisy_retries` times); the least disturbed run is kept.
+        again (up to `noisy_retries` times); the least disturbed run is kept. A direct
+        row's /healthz reference is measured right before and right after it: this
+        machine's speed drifts by tens of percent within minutes, so only a ratio of
+        neighbouring runs means something.
         """
         target = self.target(endpoint, path)
         url, host = self.platform.url(target), self.platform.host_header(target)
         rate = self.expected_rate(endpoint)
         self._warm_up(endpoint, url, host, rate)
+        reference = BY_NAME.get(endpoint.healthz_of or "") if path == DIRECT else None
+        references = [self._reference_rate(reference)] if reference else []
         best: Row | None = None
         for attempt in range(1 + self.noisy_retries):
             row = self._flat_out_once(endpoint, path, url, host, rate)
@@ -137,12 +145,27 @@ class Bench:
             if attempt < self.noisy_retries:
                 self.say(f"      noisy ({row.other_cores:.2f} cores used by others): again")
         assert best is not None
-        best.ratio = self._ratio(endpoint, path, best.result)
+        if reference:
+            references.append(self._reference_rate(reference))
+            best.reference_rate = sum(references) / len(references)
+            self.say(
+                f"      {reference.name} right before and after: "
+                + ", ".join(f"{value:.0f}" for value in references)
+                + " req/s"
+            )
+        best.ratio = self._ratio(endpoint, path, best)
         self.rows.append(best)
         if self.log:
             spent = ", ".join(f"{name} {us:.0f}" for name, us in best.cpu_us.items() if us >= 1)
             self.say(f"      CPU us/request: {spent}")
         return best
+
+    def _reference_rate(self, reference: Endpoint) -> float:
+        """Requests/s of a /healthz, measured now with the common settings."""
+        url = self.platform.url(reference.service)
+        file, _, _ = self.factory.build(reference, self.platform.host_header(reference.service), 1)
+        result, _ = self.measure(url, file, self.load)
+        return result.rate
 
     def _flat_out_once(
         self, endpoint: Endpoint, path: str, url: str, host: str, rate: float
@@ -172,13 +195,12 @@ class Bench:
             cpu_us=self.last_cpu_us,
         )
 
-    def _ratio(self, endpoint: Endpoint, path: str, result: wrk.WrkResult) -> float | None:
+    def _ratio(self, endpoint: Endpoint, path: str, row: Row) -> float | None:
         if path == GATEWAY:
             direct = self.row(endpoint.name, DIRECT)
-            return result.rate / direct.result.rate if direct and direct.result.rate else None
-        ceiling = self.row(endpoint.healthz_of or "", DIRECT)
-        if ceiling and ceiling.result.rate:
-            return result.rate / ceiling.result.rate
+            return row.result.rate / direct.result.rate if direct and direct.result.rate else None
+        if row.reference_rate:
+            return row.result.rate / row.reference_rate
         return None
 
     def _warm_up(self, endpoint: Endpoint, url: str, host: str, rate: float) -> None:

@@ -19,9 +19,13 @@ from shared.exceptions import ConfigError
 
 COMPONENTS = ("ussd", "sabong", "gateway")
 DEFAULT_BIND_HOST = "127.0.0.1"
-# Two cores: one worker process per core; threads cover the wait on each Redis round trip.
+# Two cores: one worker process per core (`python -m bench --tune`: 4 workers, or sync
+# workers, were no faster). Threads cover the wait on each Redis round trip and are the
+# bulkhead for slow logins: a login waiting for the password hash holds its thread, so
+# with 4 threads 16 concurrent logins starved every other request (p99 x30 in
+# `make bench`); with 16 the others' p99 stays within 3x. Idle threads cost little.
 DEFAULT_WORKERS = 2
-DEFAULT_THREADS = 4
+DEFAULT_THREADS = 16
 # Longer than any proxy's idle pool timeout, so the gateway never reuses a connection
 # that gunicorn is closing at that very moment.
 DEFAULT_KEEP_ALIVE = 75

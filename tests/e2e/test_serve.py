@@ -37,7 +37,7 @@ def test_service_defaults(component: str, bind: str, app: str) -> None:
     assert option(argv, "--worker-class") == "gthread"
     assert option(argv, "--bind") == bind
     assert option(argv, "--workers") == "2"
-    assert option(argv, "--threads") == "4"
+    assert option(argv, "--threads") == "16"
     assert option(argv, "--keep-alive") == "75"
     assert option(argv, "--timeout") == "30"
     assert option(argv, "--graceful-timeout") == "10"
