@@ -18,6 +18,8 @@ from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
+# A group of processes using less than this many cores on average is not being measured.
+BUSY_CORES = 0.3
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class CpuSample:
     busy_s: float | None  # None where /proc/stat is unavailable
     ours_s: float
     components: dict[str, float]
+    processes: dict[int, float]  # CPU seconds of every pid of every component
 
 
 def all_busy_seconds() -> float | None:
@@ -61,14 +64,19 @@ def own_seconds() -> float:
 def sample(components: Mapping[str, Iterable[int]]) -> CpuSample:
     """Now: all CPUs' busy time, ours, and each component's (name -> its pids)."""
     own = own_seconds()
+    processes = {
+        pid: process_seconds(pid)
+        for pids in components.values()
+        for pid in pids
+        if pid != os.getpid()
+    }
     per_component = {
-        name: sum(process_seconds(pid) for pid in set(pids) - {os.getpid()})
-        for name, pids in components.items()
+        name: sum(processes.get(pid, 0.0) for pid in set(pids)) for name, pids in components.items()
     }
     # The bench itself and its reaped children: wrk, mostly.
     per_component["bench+wrk"] = own
     ours = sum(per_component.values())
-    return CpuSample(time.monotonic(), all_busy_seconds(), ours, per_component)
+    return CpuSample(time.monotonic(), all_busy_seconds(), ours, per_component, processes)
 
 
 def component_seconds(before: CpuSample, after: CpuSample) -> dict[str, float]:
@@ -77,6 +85,17 @@ def component_seconds(before: CpuSample, after: CpuSample) -> dict[str, float]:
         name: max(0.0, after.components.get(name, 0.0) - used)
         for name, used in before.components.items()
     }
+
+
+def busiest_share(before: CpuSample, after: CpuSample, pids: Iterable[int]) -> float | None:
+    """The share of a group's CPU time that its busiest process used (None: idle group)."""
+    used = [
+        max(0.0, after.processes.get(pid, 0.0) - before.processes.get(pid, 0.0)) for pid in pids
+    ]
+    total = sum(used)
+    if total <= 0.0 or after.at <= before.at or total / (after.at - before.at) < BUSY_CORES:
+        return None
+    return max(used) / total
 
 
 def other_cores(before: CpuSample, after: CpuSample) -> float | None:

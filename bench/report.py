@@ -79,7 +79,7 @@ def throughput_table(rows: Sequence[Row]) -> str:
             f"{row.endpoint:<20} {row.path:<8} {row.url_path:<34} {result.rate:8.0f} "
             f"{ms(result.p50_us):>8} {ms(result.p99_us):>8} {healthz_ratio:>9} "
             f"{gateway_ratio:>9} {result.failures:>8} {sum(row.cpu_us.values()):7.0f} "
-            f"{cores(row.other_cores):>6}"
+            f"{cores(row.other_cores):>6}{' *' if row.disturbance else ''}"
         )
     return "\n".join(lines)
 
@@ -95,7 +95,7 @@ def paced_table(rows: Sequence[PacedRow]) -> str:
         lines.append(
             f"{row.endpoint:<20} {row.path:<8} {row.target_rate:9.0f} {result.rate:10.0f} "
             f"{ms(result.p50_us):>8} {ms(result.p99_us):>8} {result.failures:>8} "
-            f"{cores(row.other_cores):>6}"
+            f"{cores(row.other_cores):>6}{' *' if row.disturbance else ''}"
         )
     return "\n".join(lines)
 
@@ -112,6 +112,7 @@ def flood_table(rows: Sequence[FloodRow]) -> str:
             f"{row.endpoint:<20} {row.target_rate:9.0f} {ms(row.quiet.p99_us):>10} "
             f"{ms(row.flooded.p99_us):>10} {ratio:6.2f} {row.login_during.rate:9.0f} "
             f"{row.flooded.failures:>8} {cores(row.other_cores):>6}"
+            f"{' *' if row.disturbance else ''}"
         )
     return "\n".join(lines)
 
@@ -200,6 +201,7 @@ def to_json(
                 "non_2xx_3xx": r.result.failures,
                 "single_use_requests_prepared": r.prepared,
                 "other_programs_cpu_cores": r.other_cores,
+                "disturbance": r.disturbance,
                 "cpu_us_per_request": {k: round(v, 1) for k, v in r.cpu_us.items()},
                 "wrk": _result(r.result),
             }
@@ -212,6 +214,7 @@ def to_json(
                 "offered_per_second": round(p.target_rate, 1),
                 "pause_ms": round(p.pause_ms, 3),
                 "other_programs_cpu_cores": p.other_cores,
+                "disturbance": p.disturbance,
                 "wrk": _result(p.result),
             }
             for p in paced
@@ -224,6 +227,7 @@ def to_json(
                 "p99_beside_flood_ms": f.flooded.p99_us / 1000,
                 "logins_per_second_during": round(f.login_during.rate, 1),
                 "other_programs_cpu_cores": f.other_cores,
+                "disturbance": f.disturbance,
                 "wrk_alone": _result(f.quiet),
                 "wrk_beside_flood": _result(f.flooded),
                 "wrk_login_flood": _result(f.login_during),

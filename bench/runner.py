@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from . import cpu, wrk
 from .endpoints import (
@@ -21,12 +22,16 @@ from .endpoints import (
 )
 from .platform import Platform
 
+T = TypeVar("T")
 PILOT_SECONDS = 2.0
 # A login flood starts this long before the measured run, and is given this much slack.
 FLOOD_LEAD_SECONDS = 1.0
 FLOOD_SLACK_SECONDS = 3.0
 # Other programs using more CPU than this during a run make its figures doubtful.
 NOISY_CORES = 0.15
+# One worker doing more than this many times its even share of a service's work: the
+# connections landed unevenly (see Bench.imbalanced).
+IMBALANCED_FACTOR = 1.5
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Row:
     cpu_us: dict[str, float] = field(default_factory=dict)
     # Direct rows: the service's /healthz req/s, measured right before and after (mean).
     reference_rate: float | None = None
+    disturbance: str = ""  # why even the best of its runs is doubtful; "" when clean
 
 
 @dataclass
@@ -57,6 +63,7 @@ class PacedRow:
     pause_ms: float
     result: wrk.WrkResult
     other_cores: float | None = None
+    disturbance: str = ""
 
 
 @dataclass
@@ -69,6 +76,7 @@ class FloodRow:
     flooded: wrk.WrkResult
     login_during: wrk.WrkResult
     other_cores: float | None = None
+    disturbance: str = ""
 
 
 @dataclass
@@ -83,6 +91,10 @@ class Bench:
     noisy_retries: int = 2
     rows: list[Row] = field(default_factory=list)
     last_cpu_us: dict[str, float] = field(default_factory=dict)
+    last_balance: dict[str, float] = field(default_factory=dict)
+    last_other: float | None = None
+    last_disturbance: str = ""
+    chosen_disturbance: str = ""
 
     def say(self, message: str) -> None:
         if self.log:
@@ -99,15 +111,41 @@ class Bench:
 
         `extra_pids`: our own processes that run alongside (a login flood's wrk).
         """
-        before = cpu.sample({**self.platform.pids_by_component(), "load": extra_pids})
+        components = self.platform.pids_by_component()
+        before = cpu.sample({**components, "load": extra_pids})
         result = wrk.run(url, file, load)
-        after = cpu.sample({**self.platform.pids_by_component(), "load": extra_pids})
+        after = cpu.sample({**components, "load": extra_pids})
         used = cpu.component_seconds(before, after)
         self.last_cpu_us = {
             name: seconds * 1e6 / result.requests if result.requests else 0.0
             for name, seconds in used.items()
         }
-        return result, cpu.other_cores(before, after)
+        self.last_balance = {}
+        for service in ("ussd", "sabong"):
+            workers = components.get(service, [])
+            share = cpu.busiest_share(before, after, workers)
+            if share is not None and len(workers) > 2:  # a leader and at least 2 workers
+                self.last_balance[service] = share
+        other = cpu.other_cores(before, after)
+        reasons = (
+            [f"other programs used {other:.2f} cores"] if (other or 0.0) >= NOISY_CORES else []
+        )
+        imbalance = self.imbalanced()
+        reasons += [imbalance] if imbalance else []
+        self.last_other, self.last_disturbance = other, "; ".join(reasons)
+        return result, other
+
+    def imbalanced(self) -> str:
+        """Why the last run does not count, if one worker did nearly all of a service's work.
+
+        gthread workers race to accept new connections: now and then one worker takes
+        all 16 of wrk's keep-alive connections, and that run measures one core, not two.
+        """
+        for service, share in self.last_balance.items():
+            workers = len(self.platform.pids_by_component().get(service, [])) - 1
+            if workers > 1 and share > IMBALANCED_FACTOR / workers:
+                return f"one {service} worker did {share:.0%} of its work"
+        return ""
 
     def row(self, name: str, path: str) -> Row | None:
         for row in self.rows:
@@ -135,16 +173,8 @@ class Bench:
         self._warm_up(endpoint, url, host, rate)
         reference = BY_NAME.get(endpoint.healthz_of or "") if path == DIRECT else None
         references = [self._reference_rate(reference)] if reference else []
-        best: Row | None = None
-        for attempt in range(1 + self.noisy_retries):
-            row = self._flat_out_once(endpoint, path, url, host, rate)
-            if best is None or (row.other_cores or 0.0) < (best.other_cores or 0.0):
-                best = row
-            if (row.other_cores or 0.0) < NOISY_CORES:
-                break
-            if attempt < self.noisy_retries:
-                self.say(f"      noisy ({row.other_cores:.2f} cores used by others): again")
-        assert best is not None
+        best = self._undisturbed(lambda: self._flat_out_once(endpoint, path, url, host, rate))
+        best.disturbance = self.chosen_disturbance
         if reference:
             references.append(self._reference_rate(reference))
             best.reference_rate = sum(references) / len(references)
@@ -164,7 +194,7 @@ class Bench:
         """Requests/s of a /healthz, measured now with the common settings."""
         url = self.platform.url(reference.service)
         file, _, _ = self.factory.build(reference, self.platform.host_header(reference.service), 1)
-        result, _ = self.measure(url, file, self.load)
+        result, _ = self._undisturbed(lambda: self.measure(url, file, self.load))
         return result.rate
 
     def _flat_out_once(
@@ -182,7 +212,7 @@ class Bench:
         self.say(
             f"  {endpoint.name:<20} {path:<8} {result.rate:8.0f} req/s  "
             f"p50 {result.p50_us / 1000:6.2f} ms  p99 {result.p99_us / 1000:7.2f} ms  "
-            f"non-2xx/3xx {result.failures}{noise(other)}"
+            f"non-2xx/3xx {result.failures}{note(self.last_disturbance)}"
         )
         return Row(
             endpoint.name,
@@ -223,7 +253,7 @@ class Bench:
         file, _, _ = self.factory.build(endpoint, host, single_use_count(PILOT_SECONDS, rate))
         pilot = wrk.run(url, file, pilot_load)
         pause = wrk.pause_for_rate(rate, connections, pilot.mean_us)
-        result, other = self._least_noisy(
+        result, other = self._undisturbed(
             lambda: self.measure(
                 url,
                 self.factory.build(endpoint, host, single_use_count(self.load.seconds, rate))[0],
@@ -232,41 +262,44 @@ class Bench:
         )
         self.say(
             f"  {endpoint.name:<20} {path:<8} at {rate:6.0f} req/s offered: "
-            f"{result.rate:6.0f} req/s  p99 {result.p99_us / 1000:7.2f} ms{noise(other)}"
+            f"{result.rate:6.0f} req/s  p99 {result.p99_us / 1000:7.2f} ms"
+            f"{note(self.chosen_disturbance)}"
         )
-        return PacedRow(endpoint.name, path, rate, pause, result, other)
+        return PacedRow(endpoint.name, path, rate, pause, result, other, self.chosen_disturbance)
 
-    def _least_noisy(
-        self, run: Callable[[], tuple[wrk.WrkResult, float | None]]
-    ) -> tuple[wrk.WrkResult, float | None]:
-        """`run()`, repeated while other programs disturb it; the least disturbed result."""
+    def _undisturbed(self, run: Callable[[], T]) -> T:
+        """`run()` (which measures once), repeated while the run was disturbed (other
+        programs' CPU, or connections piled on one worker), up to `noisy_retries` times;
+        the least disturbed result. Its disturbance, if any, is in `chosen_disturbance`."""
         best = run()
+        best_key = (bool(self.last_disturbance), self.last_other or 0.0)
+        self.chosen_disturbance = self.last_disturbance
         for _ in range(self.noisy_retries):
-            if (best[1] or 0.0) < NOISY_CORES:
+            if not self.chosen_disturbance:
                 break
-            self.say(f"      noisy ({best[1]:.2f} cores used by others): again")
+            self.say(f"      disturbed ({self.chosen_disturbance}): again")
             again = run()
-            if (again[1] or 0.0) < (best[1] or 0.0):
-                best = again
+            key = (bool(self.last_disturbance), self.last_other or 0.0)
+            if key < best_key:
+                best, best_key, self.chosen_disturbance = again, key, self.last_disturbance
         return best
 
     def beside_login_flood(self, quiet: PacedRow, endpoint: Endpoint) -> FloodRow:
         """The same paced run as `quiet`, while logins run flat out against USSD."""
-        flooded, other, login_during = self._flooded_run(quiet, endpoint)
-        for _ in range(self.noisy_retries):
-            if (other or 0.0) < NOISY_CORES:
-                break
-            self.say(f"      noisy ({other:.2f} cores used by others): again")
-            again = self._flooded_run(quiet, endpoint)
-            if (again[1] or 0.0) < (other or 0.0):
-                flooded, other, login_during = again
+        flooded, other, login_during = self._undisturbed(lambda: self._flooded_run(quiet, endpoint))
         self.say(
             f"  {endpoint.name:<20} p99 {quiet.result.p99_us / 1000:7.2f} ms alone, "
             f"{flooded.p99_us / 1000:7.2f} ms beside {login_during.rate:.0f} logins/s"
-            f"{noise(other)}"
+            f"{note(self.chosen_disturbance)}"
         )
         return FloodRow(
-            endpoint.name, quiet.target_rate, quiet.result, flooded, login_during, other
+            endpoint.name,
+            quiet.target_rate,
+            quiet.result,
+            flooded,
+            login_during,
+            other,
+            self.chosen_disturbance,
         )
 
     def _flooded_run(
@@ -305,8 +338,6 @@ class Bench:
         return flooded, other, wrk.parse_output(stdout)
 
 
-def noise(other_cores: float | None) -> str:
-    """A warning when other programs used a noticeable share of the CPU during a run."""
-    if other_cores is None or other_cores < NOISY_CORES:
-        return ""
-    return f"  [other programs used {other_cores:.2f} cores: noisy]"
+def note(disturbance: str) -> str:
+    """A warning for a run whose figures are doubtful, and why."""
+    return f"  [disturbed: {disturbance}]" if disturbance else ""
