@@ -150,7 +150,7 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
     print(
         "Flat out (closed loop). 'CPU us': CPU time per request of every process involved"
         " (servers, Redis, gateway, wrk);\n'other': cores other programs used meanwhile;"
-        " '*': even the best of 3 runs was disturbed (see the log above)."
+        " '*': even the best of its runs was disturbed (see the log)."
     )
     print(report.throughput_table(bench.rows))
     if paced:

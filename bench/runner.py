@@ -88,13 +88,14 @@ class Bench:
     load: wrk.Load
     warmup_seconds: float
     log: bool = True
-    noisy_retries: int = 2
+    retries: int = 2
     rows: list[Row] = field(default_factory=list)
     last_cpu_us: dict[str, float] = field(default_factory=dict)
     last_balance: dict[str, float] = field(default_factory=dict)
     last_other: float | None = None
     last_disturbance: str = ""
     chosen_disturbance: str = ""
+    last_balance_bad: bool = False
 
     def say(self, message: str) -> None:
         if self.log:
@@ -132,6 +133,7 @@ class Bench:
         )
         imbalance = self.imbalanced()
         reasons += [imbalance] if imbalance else []
+        self.last_balance_bad = bool(imbalance)
         self.last_other, self.last_disturbance = other, "; ".join(reasons)
         return result, other
 
@@ -161,11 +163,10 @@ class Bench:
     def flat_out(self, endpoint: Endpoint, path: str) -> Row:
         """Warm up, then measure the endpoint closed-loop with the common wrk settings.
 
-        A run during which other programs used a noticeable share of the CPU is measured
-        again (up to `noisy_retries` times); the least disturbed run is kept. A direct
-        row's /healthz reference is measured right before and right after it: this
-        machine's speed drifts by tens of percent within minutes, so only a ratio of
-        neighbouring runs means something.
+        A disturbed run is measured again (see `_undisturbed`). A direct row's /healthz
+        reference is measured right before and right after it: this machine's speed
+        drifts by tens of percent within minutes, so only a ratio of neighbouring runs
+        means something.
         """
         target = self.target(endpoint, path)
         url, host = self.platform.url(target), self.platform.host_header(target)
@@ -268,15 +269,21 @@ class Bench:
         return PacedRow(endpoint.name, path, rate, pause, result, other, self.chosen_disturbance)
 
     def _undisturbed(self, run: Callable[[], T]) -> T:
-        """`run()` (which measures once), repeated while the run was disturbed (other
-        programs' CPU, or connections piled on one worker), up to `noisy_retries` times;
-        the least disturbed result. Its disturbance, if any, is in `chosen_disturbance`."""
+        """`run()` (which measures once), repeated while the run was disturbed, and the
+        least disturbed result; its disturbance, if any, is left in `chosen_disturbance`.
+
+        Connections piled on one worker are luck, and another run usually has better:
+        up to `retries` more runs. Other programs' load tends to last: one more run
+        only, so that a busy machine does not stretch the bench much.
+        """
         best = run()
         best_key = (bool(self.last_disturbance), self.last_other or 0.0)
         self.chosen_disturbance = self.last_disturbance
-        for _ in range(self.noisy_retries):
+        for attempt in range(self.retries):
             if not self.chosen_disturbance:
                 break
+            if attempt >= 1 and not self.last_balance_bad:
+                break  # only others' load left, and it was retried once already
             self.say(f"      disturbed ({self.chosen_disturbance}): again")
             again = run()
             key = (bool(self.last_disturbance), self.last_other or 0.0)

@@ -90,9 +90,7 @@ def measure(
     """Per MEASURED endpoint: requests/s, CPU us per request (all our processes), noise."""
     platform = Platform(workdir, candidate.overrides, command_patch=candidate.patch)
     with platform:
-        bench = Bench(
-            platform, prepare(platform, workdir), load, warmup, log=False, noisy_retries=1
-        )
+        bench = Bench(platform, prepare(platform, workdir), load, warmup, log=False, retries=1)
         found = {}
         for endpoint, path in MEASURED:
             row = bench.flat_out(endpoint, path)

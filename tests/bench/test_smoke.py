@@ -29,7 +29,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     overrides = {"USSD_WORKERS": "1", "SABONG_WORKERS": "1", "USSD_SCRYPT_N": "1024"}
     with Platform(workdir / "platform", overrides) as platform:
         factory = endpoints.prepare(platform, workdir)
-        yield Bench(platform, factory, ONE_SECOND, 0, log=False, noisy_retries=0)
+        yield Bench(platform, factory, ONE_SECOND, 0, log=False, retries=0)
     for child in platform.children:
         assert child.process is None or not group_members(child.process.pid)
 

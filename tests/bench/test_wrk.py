@@ -68,8 +68,13 @@ def test_pause_for_rate(rate: float, connections: int, latency_us: float, pause_
     assert wrk.pause_for_rate(rate, connections, latency_us) == pytest.approx(pause_ms)
 
 
-def test_command_passes_file_pause_and_thread_count_to_the_script(tmp_path: Path) -> None:
+def test_command_passes_file_pause_and_thread_count_to_the_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command line is what is tested here, not whether wrk is installed.
+    monkeypatch.setattr(wrk, "wrk_binary", lambda: "/usr/bin/wrk")
     argv = wrk.command("http://h:1", tmp_path / "r.bin", wrk.Load(2, 16, 5, pause_ms=3.25))
+    assert argv[0] == "/usr/bin/wrk"
     assert argv[argv.index("--connections") + 1] == "16"
     assert argv[argv.index("--threads") + 1] == "2"
     assert argv[argv.index("--duration") + 1] == "5s"
