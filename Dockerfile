@@ -13,9 +13,11 @@ COPY pyproject.toml ./
 COPY shared/ shared/
 COPY services/ services/
 COPY gateway/ gateway/
+COPY devtools/ devtools/
 RUN pip install .
 
 COPY scripts/ scripts/
+COPY migrations/ migrations/
 
 # Containers never generate secrets: a missing one stops the container at start-up.
 ENV APP_ENV=production \

@@ -6,10 +6,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.config import DEFAULT_DOTENV, PROJECT_ROOT, SECRET_NAMES, Settings
 
 from .children import probe_host, redact_url
+
+if TYPE_CHECKING:
+    from .run import Stores
 from .serve import bind_address, bind_host, port
 
 DEMO_USERNAME = "demo"
@@ -17,14 +21,14 @@ DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - a documented example, not a 
 DEMO_CLIENT_ID = "CLIENT_001"
 
 
-def show(settings: Settings, data: Path, redis_url: str, embedded: bool, ready_in: float) -> None:
+def show(settings: Settings, data: Path, found: Stores, ready_in: float) -> None:
     """Print the whole start-up banner to stdout."""
     sections = [
         f"Partner auth platform is ready in {ready_in:.1f} s ({settings.app_env}). "
         "Ctrl-C stops everything.",
-        locations(settings, data, redis_url, embedded),
+        locations(settings, data, found),
         secrets_section(settings),
-        k2_example(settings, redis_url),
+        k2_example(settings, found),
         sabong_example(settings),
     ]
     print("\n\n".join(sections) + "\n", flush=True)
@@ -35,17 +39,25 @@ def url_of(component: str, settings: Settings) -> str:
     return f"http://{bind_address(probe_host(bind_host(settings)), port(component, settings))}"
 
 
-def locations(settings: Settings, data: Path, redis_url: str, embedded: bool) -> str:
+def locations(settings: Settings, data: Path, found: Stores) -> str:
     """URLs of the components, where the data and logs are, which settings file is read."""
     redis_note = (
-        f"embedded, AOF on, data in {data / 'redis'}" if embedded else "external (REDIS_URL)"
+        f"embedded, AOF on, data in {data / 'redis'}"
+        if found.redis is not None
+        else "external (REDIS_URL)"
+    )
+    postgres_note = (
+        f"embedded, migrated, data in {data / 'postgres'}"
+        if found.postgres is not None
+        else "external (DATABASE_URL), migrated"
     )
     logs = ", ".join(str(data / "log" / f"{c}.log") for c in ("ussd", "sabong", "gateway"))
     rows = [
         ("Gateway (public entry)", f"{url_of('gateway', settings)}   (/healthz, /readyz)"),
         ("K2 USSD service", f"{url_of('ussd', settings)}   (direct, bypasses the gateway)"),
         ("Sabong service", f"{url_of('sabong', settings)}   (direct, bypasses the gateway)"),
-        ("REDIS_URL", f"{redact_url(redis_url)}   ({redis_note})"),
+        ("REDIS_URL", f"{redact_url(found.redis_url)}   ({redis_note})"),
+        ("DATABASE_URL", f"{redact_url(found.database_url)}   ({postgres_note})"),
         ("Logs", logs),
         ("Settings file", str(dotenv_path())),
     ]
@@ -61,19 +73,22 @@ def secrets_section(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def k2_example(settings: Settings, redis_url: str) -> str:
+def k2_example(settings: Settings, found: Stores) -> str:
     """Copy-paste commands: create a K2 partner account, log in, get a Service ID."""
     gateway = url_of("gateway", settings)
     python = python_path()
     login_body = f'{{"username":"{DEMO_USERNAME}","password":"{DEMO_PASSWORD}"}}'
     extract = 'import json,sys; print(json.load(sys.stdin)["data"]["token"])'
+    urls = env_prefix(
+        REDIS_URL=redact_url(found.redis_url), DATABASE_URL=redact_url(found.database_url)
+    )
     create = (
-        f"{env_prefix(REDIS_URL=redact_url(redis_url))}{python} -m services.ussd create-client "
+        f"{urls}{python} -m services.ussd create-client "
         f"--username {DEMO_USERNAME} --password {DEMO_PASSWORD}"
     )
     return "\n".join(
         [
-            "K2 USSD API: create a partner account (once; it is kept in Redis), log in, "
+            "K2 USSD API: create a partner account (once; it is kept in PostgreSQL), log in, "
             "get a Service ID:",
             f"  {create}",
             f"  TOKEN=$(curl -s -X POST {gateway}/api/auth/login "

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+
+from devtools.postgres import EmbeddedPostgres
 from shared.config import PROJECT_ROOT
 from shared.embedded import EmbeddedRedis
 from shared.redis import connect, ping
@@ -41,6 +44,10 @@ class Child:
     probe_url: str
     process: subprocess.Popen[bytes] | None = None
     stopping: bool = False
+    # The account to run as (PostgreSQL refuses root), and the signal for a clean stop.
+    user: str | None = None
+    stop_signal: int = signal.SIGTERM
+    cwd: Path | None = None
     _log_offset: int = field(default=0, repr=False)
 
     @classmethod
@@ -53,6 +60,20 @@ class Child:
         """A Redis given by REDIS_URL: waited for, never started or stopped."""
         return cls("redis", None, {}, None, url)
 
+    @classmethod
+    def for_postgres(cls, postgres: EmbeddedPostgres, env: dict[str, str]) -> Child:
+        """The bundled PostgreSQL (initialised on first use); SIGINT is its fast shutdown."""
+        postgres.initialise()
+        return cls(
+            "postgres", postgres.command(), env, postgres.log_path, postgres.url,
+            user=postgres.run_as, stop_signal=signal.SIGINT, cwd=postgres.data_dir,
+        )  # fmt: skip
+
+    @classmethod
+    def external_postgres(cls, url: str) -> Child:
+        """A PostgreSQL given by DATABASE_URL: waited for, never started or stopped."""
+        return cls("postgres", None, {}, None, url)
+
     def start(self) -> None:
         """Launch in a new session (own process group), output appended to the log file."""
         if self.argv is None or self.log_path is None:
@@ -62,13 +83,15 @@ class Child:
             self._log_offset = log.tell()
             self.process = subprocess.Popen(
                 self.argv,
-                cwd=PROJECT_ROOT,
+                # A store runs in its data directory (PostgreSQL's account may not reach ours).
+                cwd=self.cwd or PROJECT_ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_exit_with_parent(os.getpid()),
+                user=self.user,
             )
 
     def ready(self) -> bool:
@@ -79,6 +102,8 @@ class Child:
                 return ping(client)
             finally:
                 client.close()
+        if self.probe_url.startswith("postgresql"):
+            return postgres_ok(self.probe_url)
         return http_ok(self.probe_url)
 
     def check_alive(self, during: str) -> None:
@@ -99,7 +124,7 @@ class Child:
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(self.stop_signal)
         else:
             # The leader is gone already; anything left in its group is an orphan.
             _signal_group(self.process.pid, signal.SIGTERM)
@@ -148,6 +173,15 @@ def http_ok(url: str) -> bool:
             return int(response.status) == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def postgres_ok(url: str) -> bool:
+    """True when PostgreSQL accepts a connection within the probe timeout."""
+    try:
+        psycopg.connect(url, connect_timeout=max(1, int(PROBE_TIMEOUT_SECONDS))).close()
+    except psycopg.Error:
+        return False
+    return True
 
 
 def group_members(pgid: int) -> list[int]:

@@ -1,8 +1,10 @@
-"""`make run`: Redis, both services and the gateway in the foreground, stopped together.
+"""`make run`: Redis, PostgreSQL, both services and the gateway, stopped together.
 
-Every child runs in its own process group, so stopping one stops all of its processes
-(gunicorn workers included) and a Ctrl-C in the terminal reaches only this supervisor,
-which then stops the children in order: the gateway, the services, Redis last.
+The stores start first; once they answer, the database migrations are applied; then the
+services and the gateway start. Every child runs in its own process group, so stopping
+one stops all of its processes (gunicorn workers included) and a Ctrl-C in the terminal
+reaches only this supervisor, which then stops the children in order: the gateway, the
+services, the stores last.
 """
 
 from __future__ import annotations
@@ -11,18 +13,22 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from devtools.postgres import EmbeddedPostgres
 from shared.config import PROJECT_ROOT, Settings, load_settings
 from shared.embedded import EmbeddedRedis
 from shared.exceptions import ConfigError
 
-from . import banner
+from . import banner, migrate
 from .children import Child, StartupError, port_in_use, probe_host, redact_url
 from .serve import COMPONENTS, bind_address, bind_host, port
 
 DEFAULT_REDIS_PORT = 6390  # not 6379, so a system Redis on the default port is never touched
+DEFAULT_POSTGRES_PORT = 6391  # not 5432, likewise for a system PostgreSQL
+STORES = ("redis", "postgres")
 DEFAULT_READY_TIMEOUT = 60.0
 DEFAULT_STOP_GRACE = 15.0
 POLL_SECONDS = 0.2
@@ -64,14 +70,45 @@ def embedded_redis(settings: Settings, data: Path) -> EmbeddedRedis:
     return EmbeddedRedis(data / "redis", port=redis_port, appendonly=True)
 
 
-def children_env(settings: Settings, redis_url: str, data: Path) -> dict[str, str]:
-    """The environment of every child: ours, plus where Redis and the services are."""
+def embedded_postgres(settings: Settings, data: Path) -> EmbeddedPostgres:
+    """The bundled PostgreSQL on `POSTGRES_PORT`, its data under `data/postgres`
+    (or `POSTGRES_DATA_DIR`)."""
+    postgres_port = settings.get_int("POSTGRES_PORT", DEFAULT_POSTGRES_PORT)
+    directory = settings.get("POSTGRES_DATA_DIR")
+    return EmbeddedPostgres(Path(directory) if directory else data / "postgres", port=postgres_port)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where Redis and PostgreSQL are, and the embedded servers `make run` starts itself."""
+
+    redis_url: str
+    database_url: str
+    redis: EmbeddedRedis | None
+    postgres: EmbeddedPostgres | None
+
+
+def stores(settings: Settings, data: Path) -> Stores:
+    """REDIS_URL / DATABASE_URL when set, else embedded servers under `data`."""
+    redis = None if settings.redis_url else embedded_redis(settings, data)
+    postgres = None if settings.database_url else embedded_postgres(settings, data)
+    return Stores(
+        redis_url=settings.redis_url or (redis.url if redis else ""),
+        database_url=settings.database_url or (postgres.url if postgres else ""),
+        redis=redis,
+        postgres=postgres,
+    )
+
+
+def children_env(settings: Settings, found: Stores, data: Path) -> dict[str, str]:
+    """The environment of every child: ours, plus where the stores and the services are."""
     host = probe_host(bind_host(settings))
     gateway_url = f"http://{bind_address(host, port('gateway', settings))}"
     env = dict(os.environ)
     env.update(
         {
-            "REDIS_URL": redis_url,
+            "REDIS_URL": found.redis_url,
+            "DATABASE_URL": found.database_url,
             "GATEWAY_USSD_UPSTREAMS": settings.get(
                 "GATEWAY_USSD_UPSTREAMS", bind_address(host, port("ussd", settings))
             ),
@@ -87,31 +124,34 @@ def children_env(settings: Settings, redis_url: str, data: Path) -> dict[str, st
     return env
 
 
-def build_children(settings: Settings, data: Path) -> tuple[list[Child], str, EmbeddedRedis | None]:
-    """Redis (unless REDIS_URL is set) and the three components, in start order."""
-    redis = None if settings.redis_url else embedded_redis(settings, data)
-    redis_url = settings.redis_url or (redis.url if redis else "")
-    env = children_env(settings, redis_url, data)
+def build_children(settings: Settings, data: Path, found: Stores) -> list[Child]:
+    """The stores (started, or only waited for when external), then the three components."""
+    env = children_env(settings, found, data)
     logs = data / "log"
-    children: list[Child] = []
-    if redis is not None:
-        children.append(Child.for_redis(redis, env))
-    else:
-        children.append(Child.external_redis(redis_url))
+    children: list[Child] = [
+        Child.for_redis(found.redis, env)
+        if found.redis is not None
+        else Child.external_redis(found.redis_url),
+        Child.for_postgres(found.postgres, env)
+        if found.postgres is not None
+        else Child.external_postgres(found.database_url),
+    ]
     host = probe_host(bind_host(settings))
     for component in COMPONENTS:
         url = f"http://{bind_address(host, port(component, settings))}/readyz"
         children.append(
             Child(component, child_command(component), env, logs / f"{component}.log", url)
         )
-    return children, redis_url, redis
+    return children
 
 
-def check_ports(settings: Settings, redis: EmbeddedRedis | None) -> None:
+def check_ports(settings: Settings, found: Stores) -> None:
     """Refuse to start when a port is taken, naming it and the setting that moves it."""
     wanted = {f"{c.upper()}_PORT": (bind_host(settings), port(c, settings)) for c in COMPONENTS}
-    if redis is not None:
-        wanted["REDIS_PORT"] = (redis.host, redis.port)
+    if found.redis is not None:
+        wanted["REDIS_PORT"] = (found.redis.host, found.redis.port)
+    if found.postgres is not None:
+        wanted["POSTGRES_PORT"] = (found.postgres.host, found.postgres.port)
     for name, (host, number) in wanted.items():
         if port_in_use(host, number):
             raise StartupError(
@@ -150,9 +190,20 @@ def supervise(children: list[Child], stop: StopFlag) -> None:
         time.sleep(POLL_SECONDS)
 
 
+def start_platform(children: list[Child], found: Stores, stop: StopFlag, timeout: float) -> None:
+    """The stores, then the migrations, then the services and the gateway."""
+    stores_first = [child for child in children if child.name in STORES]
+    start_all(stores_first, stop, timeout)
+    try:
+        migrate.upgrade(found.database_url)
+    except Exception as exc:  # Alembic and the driver raise many types; all stop the start
+        raise StartupError(f"database migrations failed: {type(exc).__name__}: {exc}") from exc
+    start_all([child for child in children if child.name not in STORES], stop, timeout)
+
+
 def stop_all(children: list[Child], stop: StopFlag, grace: float) -> None:
-    """Stop in stages: the gateway (no new requests), the services, then Redis."""
-    stages = (("gateway",), ("ussd", "sabong"), ("redis",))
+    """Stop in stages: the gateway (no new requests), the services, then the stores."""
+    stages = (("gateway",), ("ussd", "sabong"), STORES)
     for names in stages:
         stop_stage([child for child in children if child.name in names], stop, grace)
 
@@ -203,12 +254,13 @@ def main() -> int:
     children: list[Child] = []
     status = 0
     try:
-        children, redis_url, redis = build_children(settings, data)
-        check_ports(settings, redis)
+        found = stores(settings, data)
+        check_ports(settings, found)
+        children = build_children(settings, data, found)
         started = time.monotonic()
-        start_all(children, stop, ready_timeout)
+        start_platform(children, found, stop, ready_timeout)
         ready_in = time.monotonic() - started
-        banner.show(settings, data, redis_url, embedded=redis is not None, ready_in=ready_in)
+        banner.show(settings, data, found, ready_in=ready_in)
         supervise(children, stop)
     except (StartupError, ConfigError) as exc:
         print(f"run: {exc}", file=sys.stderr, flush=True)

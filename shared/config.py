@@ -48,6 +48,10 @@ class Settings:
     def redis_url(self) -> str | None:
         return self.get("REDIS_URL") or None
 
+    @property
+    def database_url(self) -> str | None:
+        return self.get("DATABASE_URL") or None
+
     def get(self, name: str, default: str = "") -> str:
         """The raw value of `name`, or `default` when unset or empty."""
         value = self.values.get(name)
@@ -79,6 +83,15 @@ class Settings:
             if len(part.strip().encode("utf-8")) < minimum:
                 raise ConfigError(f"{name} must be at least {minimum} bytes per secret")
         return value
+
+
+def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Environment over `.env`, without the secrets check (tools that need no secrets)."""
+    environ = os.environ if environ is None else environ
+    path = Path(environ.get("DOTENV_PATH", "") or DEFAULT_DOTENV)
+    merged: dict[str, str] = {k: v for k, v in _read_dotenv(path).items() if v is not None}
+    merged.update(environ)
+    return Settings(merged)
 
 
 def load_settings(

@@ -1,4 +1,9 @@
-"""Fixtures every test package uses: real Redis servers started by the tests.
+"""Fixtures every test package uses: real Redis and PostgreSQL servers.
+
+The tests start their own servers on free ports (the bundled redis-server and PostgreSQL
+binaries), or use the ones that `TEST_REDIS_URL` / `TEST_DATABASE_URL` name. On a server
+named by `TEST_DATABASE_URL` the run creates a database of its own and drops it at the end;
+a Redis named by `TEST_REDIS_URL` is flushed before each test that uses it.
 
 `TEST_REDIS=cluster` in the environment runs the suites that use `redis_url` /
 `redis_client` against a real 3-master Redis Cluster (`redis+cluster://` URL, cluster
@@ -9,14 +14,20 @@ client) instead of one server. Tests that only make sense on one server carry
 from __future__ import annotations
 
 import os
+import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 import redis as redis_py
 from redis.cluster import RedisCluster
 
+from devtools.postgres import EmbeddedPostgres
+from scripts.migrate import upgrade
 from shared.cluster import LocalRedisCluster, redis_cli_binary
 from shared.embedded import EmbeddedRedis, redis_server_binary
 from shared.exceptions import ConfigError
@@ -74,6 +85,8 @@ def session_redis_url(request: pytest.FixtureRequest) -> str:
     if CLUSTER_MODE:
         cluster = cast(LocalRedisCluster, request.getfixturevalue("suite_redis_cluster"))
         return cluster.url
+    if os.environ.get("TEST_REDIS_URL"):
+        return os.environ["TEST_REDIS_URL"]
     return cast(EmbeddedRedis, request.getfixturevalue("redis_server")).url
 
 
@@ -112,5 +125,84 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     """A Redis of this test's own (AOF on) that the test may stop, kill and restart."""
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
     server.start()
+    yield server
+    server.stop()
+
+
+def postgres_data_dir() -> Path:
+    """A fresh directory PostgreSQL may use even when it runs as an unprivileged account."""
+    directory = Path(tempfile.mkdtemp(prefix="pat-postgres-"))
+    directory.chmod(0o711)  # traversable by the server's account, listable by nobody else
+    return directory
+
+
+@pytest.fixture(scope="session")
+def session_database_url() -> Iterator[str]:
+    """A migrated database for the whole run: on TEST_DATABASE_URL's server, or embedded."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        with database_of_our_own(given) as url:
+            upgrade(url)
+            yield url
+        return
+    with EmbeddedPostgres(postgres_data_dir() / "pg", durable=False) as server:
+        upgrade(server.url)
+        yield server.url
+
+
+class database_of_our_own:
+    """CREATE a uniquely named database on a given server, DROP it on exit."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.name = f"pat_test_{os.getpid()}_{secrets.token_hex(4)}"
+
+    def __enter__(self) -> str:
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        parts = urlsplit(self.server_url)
+        return urlunsplit(parts._replace(path=f"/{self.name}"))
+
+    def __exit__(self, *exc: object) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+EMPTY_ALL_TABLES = """
+DO $$
+DECLARE item record;
+BEGIN
+    FOR item IN SELECT tablename FROM pg_tables
+                WHERE schemaname = 'public' AND tablename <> 'alembic_version' LOOP
+        EXECUTE format('TRUNCATE %I RESTART IDENTITY CASCADE', item.tablename);
+    END LOOP;
+    FOR item IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP
+        EXECUTE format('ALTER SEQUENCE %I RESTART', item.sequencename);
+    END LOOP;
+END $$;
+"""
+
+
+@pytest.fixture
+def database_url(session_database_url: str) -> str:
+    """URL of the run's database, every table emptied and every sequence reset first."""
+    with psycopg.connect(session_database_url, autocommit=True) as conn:
+        conn.execute(EMPTY_ALL_TABLES)
+    return session_database_url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to the emptied test database, for asserting what was stored."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A migrated, durable PostgreSQL of this test's own that it may stop, kill and restart."""
+    server = EmbeddedPostgres(postgres_data_dir() / "pg", durable=True)
+    server.start()
+    upgrade(server.url)
     yield server
     server.stop()

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +30,7 @@ STOP_TIMEOUT = 25.0
 # Settings from the developer's shell must not leak into the isolated run.
 INHERITED_BLOCKLIST = {
     "REDIS_URL",
+    "DATABASE_URL",
     "APP_ENV",
     "SABONG_LOGIN_BASE_URL",
     "SABONG_APP_URL",
@@ -42,25 +44,26 @@ _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass
 class RunPorts:
-    """The four ports one isolated `make run` uses."""
+    """The five ports one isolated `make run` uses."""
 
     redis: int
     ussd: int
     sabong: int
     gateway: int
+    postgres: int
 
     @classmethod
     def allocate(cls) -> RunPorts:
-        """Four distinct ports that are free right now."""
+        """Five distinct ports that are free right now."""
         ports: list[int] = []
-        while len(ports) < 4:
+        while len(ports) < 5:
             candidate = free_port()
             if candidate not in ports:
                 ports.append(candidate)
         return cls(*ports)
 
     def all(self) -> list[int]:
-        return [self.redis, self.ussd, self.sabong, self.gateway]
+        return [self.redis, self.ussd, self.sabong, self.gateway, self.postgres]
 
 
 @dataclass
@@ -147,6 +150,13 @@ class Platform:
         kill_all(self.recorded)
 
 
+def postgres_data_dir() -> Path:
+    """A fresh directory PostgreSQL may use even when it runs as an unprivileged account."""
+    directory = Path(tempfile.mkdtemp(prefix="pat-postgres-"))
+    directory.chmod(0o711)  # traversable by the server's account, listable by nobody else
+    return directory
+
+
 def isolated_env(workdir: Path, ports: RunPorts) -> dict[str, str]:
     """The environment of an isolated run: own ports, data directory and .env file."""
     env = {k: v for k, v in os.environ.items() if k not in INHERITED_BLOCKLIST}
@@ -155,6 +165,9 @@ def isolated_env(workdir: Path, ports: RunPorts) -> dict[str, str]:
             "RUN_VAR_DIR": str(workdir / "var"),
             "DOTENV_PATH": str(workdir / ".env"),
             "REDIS_PORT": str(ports.redis),
+            "POSTGRES_PORT": str(ports.postgres),
+            # Beside the tmp tree: PostgreSQL's unprivileged account must reach its data.
+            "POSTGRES_DATA_DIR": str(postgres_data_dir() / "postgres"),
             "USSD_PORT": str(ports.ussd),
             "SABONG_PORT": str(ports.sabong),
             "GATEWAY_PORT": str(ports.gateway),

@@ -6,6 +6,7 @@ import pytest
 
 from scripts import banner
 from scripts.children import redact_url
+from scripts.run import Stores
 from shared.config import SECRET_NAMES, Settings
 
 SECRETS = {name: f"{name.lower()}-value-that-is-long-enough-000000" for name in SECRET_NAMES}
@@ -41,5 +42,9 @@ def test_redis_url_passwords_are_masked(url: str, shown: str) -> None:
 def test_examples_follow_the_configured_gateway_port() -> None:
     """The copy-paste commands target the gateway where it actually listens."""
     settings = Settings({**SECRETS, "GATEWAY_PORT": "9999"})
-    assert "http://127.0.0.1:9999/api/auth/login" in banner.k2_example(settings, "redis://x/0")
+    found = Stores("redis://x/0", "postgresql://u:secret@h/db", None, None)
+    example = banner.k2_example(settings, found)
+    assert "http://127.0.0.1:9999/api/auth/login" in example
+    assert "DATABASE_URL='postgresql://u:***@h/db' " in example
+    assert "secret" not in example  # a password is never printed
     assert "--base-url http://127.0.0.1:9999" in banner.sabong_example(settings)

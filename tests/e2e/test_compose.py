@@ -29,15 +29,34 @@ def compose() -> dict[str, Any]:
 
 
 def test_services_and_volume(compose: dict[str, Any]) -> None:
-    """Redis plus the three components; Redis keeps its AOF on a named volume."""
+    """Redis, PostgreSQL, the migration job and the three components; Redis keeps its AOF
+    on a named volume."""
     services = compose["services"]
-    assert set(services) == {"redis", "ussd", "sabong", "gateway"}
+    assert set(services) == {"redis", "postgres", "migrate", "ussd", "sabong", "gateway"}
     redis = services["redis"]
     assert redis["image"].startswith("redis:7")
     assert " ".join(redis["command"]).count("--appendonly yes") == 1
     volume = redis["volumes"][0].split(":")
     assert volume[1] == "/data" and volume[0] in compose["volumes"]
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_postgres_keeps_its_data_on_a_volume_and_reports_health(compose: dict[str, Any]) -> None:
+    """PostgreSQL 16 with a named volume and a pg_isready health check."""
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"].startswith("postgres:16")
+    volume = postgres["volumes"][0].split(":")
+    assert volume[1] == "/var/lib/postgresql/data" and volume[0] in compose["volumes"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+
+
+def test_migrate_is_a_one_shot_job_after_a_healthy_database(compose: dict[str, Any]) -> None:
+    """`python -m scripts.migrate` once, never restarted, after PostgreSQL is healthy."""
+    migrate = compose["services"]["migrate"]
+    assert migrate["command"] == ["python", "-m", "scripts.migrate"]
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert migrate["environment"]["DATABASE_URL"].startswith("postgresql://")
 
 
 @pytest.mark.parametrize("component", sorted(APP_PORTS))
@@ -59,6 +78,8 @@ def test_component_environment(compose: dict[str, Any], component: str) -> None:
     assert env["APP_ENV"] == "production"
     assert env["BIND_HOST"] == "0.0.0.0"  # noqa: S104 - inside a container, by design
     assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert env["DATABASE_URL"].startswith("postgresql://platform:")
+    assert env["DATABASE_URL"].endswith("@postgres:5432/platform")
     assert env[f"{component.upper()}_PORT"] == str(APP_PORTS[component])
     assert "container_name" not in service  # a fixed name would forbid --scale
 
@@ -86,16 +107,24 @@ def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
 
 
 def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
-    """Services wait for a healthy Redis; the gateway for Redis and both services."""
+    """Services wait for healthy stores and a finished migration; the gateway for Redis
+    and both services."""
     services = compose["services"]
+    stores_ready = {
+        "redis": "service_healthy",
+        "postgres": "service_healthy",
+        "migrate": "service_completed_successfully",
+    }
     for name, needs in (
-        ("ussd", {"redis"}),
-        ("sabong", {"redis"}),
-        ("gateway", {"redis", "ussd", "sabong"}),
+        ("ussd", stores_ready),
+        ("sabong", stores_ready),
+        (
+            "gateway",
+            {"redis": "service_healthy", "ussd": "service_healthy", "sabong": "service_healthy"},
+        ),
     ):
         depends = services[name]["depends_on"]
-        assert set(depends) == needs
-        assert {d["condition"] for d in depends.values()} == {"service_healthy"}
+        assert {dep: d["condition"] for dep, d in depends.items()} == needs
 
 
 def test_dockerfile_serves_as_non_root() -> None:

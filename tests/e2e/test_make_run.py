@@ -55,12 +55,14 @@ def assert_nothing_left(platform: Platform) -> None:
 
 
 def assert_process_tree(platform: Platform) -> None:
-    """Redis plus the three components, each its own process group, gunicorn exec'd in place."""
+    """Redis, PostgreSQL and the three components, each its own process group, gunicorn
+    exec'd in place."""
     assert platform.process is not None
     leaders = [p for p in platform.recorded if p.ppid == platform.process.pid]
-    assert len(leaders) == 4, leaders
+    assert len(leaders) == 5, leaders
     assert all(p.pgid == p.pid for p in leaders), "each child leads its own process group"
     assert any("redis-server" in p.cmdline for p in leaders)
+    assert any("/postgres -D" in p.cmdline for p in leaders)
     for app in ("services.ussd.wsgi:app", "services.sabong.wsgi:app"):
         (leader,) = [p for p in leaders if app in p.cmdline]
         assert "gunicorn" in leader.cmdline  # scripts.serve exec'd gunicorn: same pid
@@ -69,11 +71,13 @@ def assert_process_tree(platform: Platform) -> None:
 
 
 def check_banner(platform: Platform) -> str:
-    """The banner names the URLs, REDIS_URL, data dir and the generated secrets."""
+    """The banner names the URLs, REDIS_URL, DATABASE_URL, data dir and the generated
+    secrets."""
     banner = platform.stdout()
     secrets = dotenv_values(platform.env["DOTENV_PATH"])
     assert platform.gateway in banner
     assert f"redis://127.0.0.1:{platform.ports.redis}/0" in banner
+    assert f"postgresql://postgres@127.0.0.1:{platform.ports.postgres}/postgres" in banner
     assert platform.env["RUN_VAR_DIR"] in banner
     for name in SECRET_NAMES:
         assert f"{name}={secrets[name]}" in banner

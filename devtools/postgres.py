@@ -1,0 +1,202 @@
+"""A real PostgreSQL server as a child process: `make run` without DATABASE_URL, and the tests.
+
+The binaries are the ones the `pgserver` package bundles (PostgreSQL 16), else a
+PostgreSQL on PATH, so a machine with only Python needs nothing installed by hand.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import psycopg
+
+from shared.embedded import free_port
+from shared.exceptions import ConfigError
+
+SUPERUSER = "postgres"
+# PostgreSQL refuses to run as root; when we are root it runs as this existing account.
+UNPRIVILEGED_USER = "nobody"
+
+
+def postgres_bin_dir() -> Path:
+    """The directory of the bundled PostgreSQL binaries, else of the ones on PATH."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        if (bundled / "postgres").is_file():
+            return bundled
+    found = shutil.which("postgres") or shutil.which("pg_ctl")
+    if not found:
+        raise ConfigError("no PostgreSQL: install the project with its dev extra (pgserver)")
+    return Path(found).parent
+
+
+class EmbeddedPostgres:
+    """Initialise, start, stop and kill one PostgreSQL server; data in `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        durable: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.host = host
+        self.port = port or free_port(host)
+        # Tests may trade fsync for speed: a killed server process still loses nothing
+        # (the OS keeps its page cache); only a machine crash would.
+        self.durable = durable
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/postgres"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def command(self) -> list[str]:
+        """The postgres command line this instance runs (TCP only, no Unix socket)."""
+        settings = {
+            "listen_addresses": self.host,
+            "port": str(self.port),
+            "unix_socket_directories": "",
+            "max_connections": "200",
+            "fsync": "on" if self.durable else "off",
+            "synchronous_commit": "on",
+            "full_page_writes": "on" if self.durable else "off",
+        }
+        args = [str(postgres_bin_dir() / "postgres"), "-D", str(self.pgdata)]
+        for name, value in settings.items():
+            args += ["-c", f"{name}={value}"]
+        return args
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    def initialise(self) -> None:
+        """Create the cluster once (trust auth on loopback only, UTF-8)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _hand_over(self.data_dir)
+        if (self.pgdata / "PG_VERSION").is_file():
+            return
+        initdb = [str(postgres_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER]
+        done = subprocess.run(
+            [*initdb, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
+            check=False,
+            capture_output=True,
+            user=self.run_as,
+            cwd=self.data_dir,  # the caller's directory may be closed to the server's account
+        )
+        if done.returncode != 0:
+            output = (done.stderr or done.stdout).decode("utf-8", "replace").strip()
+            raise ConfigError(f"initdb failed in {self.pgdata}: {output[-500:]}")
+
+    @property
+    def run_as(self) -> str | None:
+        """The account the server runs as: ourselves, or an unprivileged one when we are root."""
+        return UNPRIVILEGED_USER if os.geteuid() == 0 else None
+
+    def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
+        """Launch the server (initialising it first if needed) and wait until it answers."""
+        self.initialise()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self.run_as,
+                cwd=self.data_dir,
+            )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until a connection succeeds, the process dies, or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ConfigError(f"postgres exited; see {self.log_path}")
+            try:
+                psycopg.connect(self.url, connect_timeout=1).close()
+                return
+            except psycopg.OperationalError:
+                time.sleep(0.05)
+        raise ConfigError(f"postgres on port {self.port} not ready in {timeout}s")
+
+    def stop(self, kill: bool = False, timeout: float = 20.0) -> None:
+        """Stop: SIGINT (fast shutdown, clean) or SIGKILL of the postmaster (a crash)."""
+        if self.process is None or self.process.poll() is not None:
+            self.process = None
+            return
+        backends = _children(self.process.pid) if kill else []
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        _wait_until_gone(backends)
+        self.process = None
+
+    def restart(self, kill: bool = False) -> None:
+        """Stop then start again on the same port and data directory."""
+        self.stop(kill=kill)
+        self.start()
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _hand_over(data_dir: Path) -> None:
+    """As root: give the data directory to the server's account and let it reach it."""
+    if os.geteuid() != 0:
+        return
+    account = pwd.getpwnam(UNPRIVILEGED_USER)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        os.lchown(path, account.pw_uid, account.pw_gid)
+    # Every parent must be traversable (o+x) for that account; nothing becomes readable.
+    for parent in data_dir.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of a process's children (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _wait_until_gone(pids: list[int], timeout: float = 10.0) -> None:
+    """Wait until the backends of a SIGKILLed postmaster have exited (bounded).
+
+    They notice the dead postmaster within moments and quit; a restart before that fails
+    because they still hold its shared memory.
+    """
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        time.sleep(0.02)
