@@ -1,4 +1,5 @@
-"""The platform under test: a private Redis, both services and the gateway, on free ports.
+"""The platform under test: a private Redis and PostgreSQL, both services and the gateway,
+on free ports.
 
 Every component is started with the command line `scripts.serve.command` gives it, the
 one `make run` and docker-compose use, so the bench measures the real servers. Each child
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from scripts import serve
+from devtools.postgres import EmbeddedPostgres
+from scripts import migrate, serve
 from scripts.children import Child, group_members
 from scripts.run import StopFlag, start_all, stop_all
 from shared.config import SECRET_NAMES, Settings
@@ -44,6 +48,10 @@ class Platform:
         # Tuning only: try an argv serve.py cannot express (another gunicorn worker class).
         self.command_patch = command_patch
         self.redis = EmbeddedRedis(workdir / "redis", host=HOST, appendonly=appendonly)
+        # Its own directory under /tmp: PostgreSQL's unprivileged account must reach it.
+        self.postgres_dir = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
+        self.postgres_dir.chmod(0o711)
+        self.postgres = EmbeddedPostgres(self.postgres_dir / "pg", host=HOST)
         self.ports = {component: free_port(HOST) for component in serve.COMPONENTS}
         self.secrets = bench_secrets()
         dotenv = workdir / "bench.env"
@@ -55,6 +63,7 @@ class Platform:
             "DOTENV_PATH": str(dotenv),
             "BIND_HOST": HOST,
             "REDIS_URL": self.redis.url,
+            "DATABASE_URL": self.postgres.url,
             "USSD_PORT": str(self.ports["ussd"]),
             "SABONG_PORT": str(self.ports["sabong"]),
             "GATEWAY_PORT": str(self.ports["gateway"]),
@@ -93,11 +102,18 @@ class Platform:
         return {component: self.command(component) for component in serve.COMPONENTS}
 
     def start(self) -> Platform:
-        """Start Redis and the three components; return once every one is ready."""
+        """Start the stores, migrate, then the three components; return once all are ready."""
         settings = self.settings
         env = {**os.environ, **self.values}
-        self.children = [Child.for_redis(self.redis, env)]
         self.redis.data_dir.mkdir(parents=True, exist_ok=True)
+        stores = [Child.for_redis(self.redis, env), Child.for_postgres(self.postgres, env)]
+        self.children = list(stores)
+        try:
+            start_all(stores, self._stop_flag, READY_TIMEOUT_SECONDS)
+            migrate.upgrade(self.postgres.url)
+        except BaseException:
+            self.stop()
+            raise
         for component in serve.COMPONENTS:
             extra = serve.environment(component, settings)
             serve.prepare(extra)
@@ -111,15 +127,16 @@ class Platform:
                 )
             )
         try:
-            start_all(self.children, self._stop_flag, READY_TIMEOUT_SECONDS)
+            start_all(self.children[len(stores) :], self._stop_flag, READY_TIMEOUT_SECONDS)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stop the gateway, then the services, then Redis; nothing is left behind."""
+        """Stop the gateway, then the services, then the stores; nothing is left behind."""
         stop_all(self.children, self._stop_flag, STOP_GRACE_SECONDS)
+        shutil.rmtree(self.postgres_dir, ignore_errors=True)
 
     def worker_pids(self, component: str) -> list[int]:
         """Pids of a component's processes (the leader and its workers)."""

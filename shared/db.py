@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import psycopg
 import psycopg_pool
 
+from .config import Settings
 from .exceptions import ConfigError, StoreUnavailable
 
 P = ParamSpec("P")
@@ -33,6 +34,21 @@ CONNECT_TIMEOUT_SECONDS = 3
 POOL_WAIT_SECONDS = 2.0
 STATEMENT_TIMEOUT_MS = 10_000
 TCP_USER_TIMEOUT_MS = 10_000
+
+
+MISSING_DATABASE_URL = (
+    "DATABASE_URL is not set. `make run` starts a PostgreSQL and sets it; otherwise point it "
+    "at a PostgreSQL server (postgresql://user:pass@host:5432/db), migrated with "
+    "`python -m scripts.migrate`"
+)
+
+
+def database_from_settings(settings: Settings) -> Database:
+    """The Database at DATABASE_URL (pool opened lazily), or a ConfigError saying how."""
+    url = settings.database_url
+    if not url:
+        raise ConfigError(MISSING_DATABASE_URL)
+    return Database(url, max_size=settings.get_int("DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE))
 
 
 def check_url(url: str) -> str:

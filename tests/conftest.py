@@ -5,6 +5,10 @@ binaries), or use the ones that `TEST_REDIS_URL` / `TEST_DATABASE_URL` name. On 
 named by `TEST_DATABASE_URL` the run creates a database of its own and drops it at the end;
 a Redis named by `TEST_REDIS_URL` is flushed before each test that uses it.
 
+The run's database URL is exported as `DATABASE_URL` for the whole session, so every app
+and service subprocess a test builds finds it the way production does; a test that reads
+or writes the database asks for `database_url` (or `db`), which empties it first.
+
 `TEST_REDIS=cluster` in the environment runs the suites that use `redis_url` /
 `redis_client` against a real 3-master Redis Cluster (`redis+cluster://` URL, cluster
 client) instead of one server. Tests that only make sense on one server carry
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,9 +150,11 @@ def session_database_url() -> Iterator[str]:
             upgrade(url)
             yield url
         return
-    with EmbeddedPostgres(postgres_data_dir() / "pg", durable=False) as server:
+    directory = postgres_data_dir()
+    with EmbeddedPostgres(directory / "pg", durable=False) as server:
         upgrade(server.url)
         yield server.url
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 class database_of_our_own:
@@ -183,6 +190,18 @@ END $$;
 """
 
 
+@pytest.fixture(scope="session", autouse=True)
+def exported_database_url(session_database_url: str) -> Iterator[str]:
+    """DATABASE_URL in this process's environment (and so every child's) for the run."""
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = session_database_url
+    yield session_database_url
+    if previous is None:
+        os.environ.pop("DATABASE_URL", None)
+    else:
+        os.environ["DATABASE_URL"] = previous
+
+
 @pytest.fixture
 def database_url(session_database_url: str) -> str:
     """URL of the run's database, every table emptied and every sequence reset first."""
@@ -201,8 +220,10 @@ def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 @pytest.fixture
 def own_postgres() -> Iterator[EmbeddedPostgres]:
     """A migrated, durable PostgreSQL of this test's own that it may stop, kill and restart."""
-    server = EmbeddedPostgres(postgres_data_dir() / "pg", durable=True)
+    directory = postgres_data_dir()
+    server = EmbeddedPostgres(directory / "pg", durable=True)
     server.start()
     upgrade(server.url)
     yield server
     server.stop()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -10,6 +10,7 @@ from flask import Flask
 
 from shared import observability
 from shared.config import Settings, load_settings
+from shared.db import database_from_settings
 from shared.exceptions import ConfigError
 from shared.redis import connect
 from shared.signing import SIGNATURE_WINDOW_SECONDS
@@ -67,6 +68,7 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     return Runtime(
         store=store,
+        database=database_from_settings(settings),
         client_secrets=settings.get_list("SABONG_CLIENT_SECRETS"),
         login_base_url=settings.get("SABONG_LOGIN_BASE_URL", DEFAULT_LOGIN_BASE_URL).rstrip("/"),
         app_url=settings.get("SABONG_APP_URL", DEFAULT_APP_URL),

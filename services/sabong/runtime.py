@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from shared.db import Database
+
 from .store import SabongStore
 
 EXTENSION = "sabong"
@@ -18,6 +20,7 @@ class Runtime:
     """Per-app state, built once by create_app."""
 
     store: SabongStore
+    database: Database
     client_secrets: tuple[str, ...]
     login_base_url: str
     app_url: str

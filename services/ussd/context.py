@@ -11,6 +11,7 @@ from flask import current_app
 
 from shared import redis as shared_redis
 from shared.config import Settings
+from shared.db import Database, database_from_settings
 from shared.exceptions import ConfigError
 from shared.tokens import TokenType
 
@@ -44,6 +45,7 @@ class UssdContext:
 
     settings: Settings
     store: UssdStore
+    database: Database
     login_token: TokenType
     service_id_token: TokenType
     scrypt: ScryptParams
@@ -75,6 +77,7 @@ def build_context(settings: Settings) -> UssdContext:
     return UssdContext(
         settings=settings,
         store=UssdStore(shared_redis.connect(url)),
+        database=database_from_settings(settings),
         login_token=login_token,
         service_id_token=service_id_token,
         verified_login_tokens=VerifiedTokens(login_token),

@@ -60,8 +60,8 @@ MakeApp = Callable[..., Flask]
 
 
 @pytest.fixture
-def make_app(redis_url: str) -> MakeApp:
-    """Build an app on the per-test Redis with extra settings."""
+def make_app(redis_url: str, database_url: str) -> MakeApp:
+    """Build an app on the per-test Redis and the emptied test database, with extra settings."""
 
     def build(redis: str | None = None, **extra: str) -> Flask:
         return create_app(base_settings(redis or redis_url, **extra))

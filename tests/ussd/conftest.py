@@ -48,8 +48,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def make_app(redis_url: str) -> Callable[..., Flask]:
-    """Build a USSD app on the test Redis with extra setting overrides."""
+def make_app(redis_url: str, database_url: str) -> Callable[..., Flask]:
+    """Build a USSD app on the test Redis and the emptied test database, with overrides."""
 
     def build(redis: str = redis_url, **overrides: str) -> Flask:
         app = create_app(ussd_config(redis, **overrides))
