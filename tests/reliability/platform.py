@@ -221,12 +221,14 @@ def running_platform(
     extra_sabong_upstreams: Sequence[str] = (),
     wait_ready: bool = True,
     redis_args: tuple[str, ...] = (),
+    database_url: str | None = None,
     **gateway_settings: str,
 ) -> Iterator[Platform]:
     """Start Redis (AOF), the replicas and the gateway; stop all of it, leaving nothing.
 
     `extra_sabong_upstreams` are addresses added to the gateway's Sabong replica list
-    (a hanging socket server, say); `gateway_settings` are more GATEWAY_* variables.
+    (a hanging socket server, say); `database_url` a PostgreSQL of the test's own (one it
+    may kill) instead of the run's; `gateway_settings` are more GATEWAY_* variables.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     redis = EmbeddedRedis(workdir / "redis", appendonly=True, extra_args=redis_args)
@@ -240,6 +242,7 @@ def running_platform(
         USSD_WORKERS=str(workers),
         SABONG_WORKERS=str(workers),
         GATEWAY_RATE_LIMIT="0",
+        **({"DATABASE_URL": database_url} if database_url else {}),
     )
     servers: list[Server] = []
     problems: list[str] = []
