@@ -67,9 +67,11 @@ def store_unavailable(exc: StoreUnavailable) -> Response:
             "failed", "Service temporarily unavailable", {"error": "Database connection failed"}
         )
         return json_response(body, 503, {"Retry-After": "1"})
-    return pages.error_page(
+    response = pages.error_page(
         503, "Temporarily unavailable", "Please try again in a moment; your link still works."
     )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def http_error(exc: HTTPException) -> Response:

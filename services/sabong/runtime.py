@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from .sessions import SessionStore
 from .store import SabongStore
 
 EXTENSION = "sabong"
@@ -18,9 +19,11 @@ class Runtime:
     """Per-app state, built once by create_app."""
 
     store: SabongStore
+    sessions: SessionStore
     client_secrets: tuple[str, ...]
     login_base_url: str
     app_url: str
+    own_origin: str  # SABONG_LOGIN_BASE_URL's origin: the one origin allowed to POST
 
 
 def runtime() -> Runtime:
