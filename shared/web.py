@@ -128,18 +128,24 @@ def origin_of(url: str) -> str:
 def is_cross_site_request(own_origin: str) -> bool:
     """Whether the browser says this request came from another site or origin.
 
-    `Sec-Fetch-Site: cross-site` (set by the browser, a page cannot forge it), or an
-    `Origin` header that is present and not `own_origin` (every browser sends Origin on
-    a POST; `Origin: null`, from a sandboxed or privacy-redirected page, is not ours
-    either). The request's own Host is not trusted as "our" origin: behind a proxy it is
-    whatever the client wrote.
+    Refused: `Sec-Fetch-Site: cross-site` or `same-site` (another origin; the browser sets
+    this header and no page can forge it), or an `Origin` header that is present and not
+    `own_origin`. One exception: `Origin: null` together with `Sec-Fetch-Site:
+    same-origin`, which is what a browser sends for a POST from a page of ours served with
+    `Referrer-Policy: no-referrer` (the login and /me pages). A request with neither
+    header is not a browser's cross-site request (every browser sends Origin on a POST).
+    The request's own Host is never taken as "our" origin: it is whatever the client wrote.
     """
-    if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
+    site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if site in ("cross-site", "same-site"):
         return True
     origin = request.headers.get("Origin")
     if origin is None:
         return False
-    return origin.strip().lower() != own_origin
+    origin = origin.strip().lower()
+    if origin == "null" and site == "same-origin":
+        return False
+    return origin != own_origin
 
 
 def health_blueprint(ready: Callable[[], bool], render: Callable[[bool], Response]) -> Blueprint:

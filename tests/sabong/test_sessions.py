@@ -92,6 +92,10 @@ def test_garbage_session_ids_are_not_sessions(partner: Partner) -> None:
         {"Origin": "null"},
         {"Origin": "http://127.0.0.1:8080.evil.example"},
         {"Origin": OWN_ORIGIN, "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # a sibling origin: another port, a subdomain
+        {"Origin": "http://127.0.0.1:9999", "Sec-Fetch-Site": "same-site"},
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "null", "Sec-Fetch-Site": "same-site"},
     ],
 )
 @pytest.mark.parametrize("path", ["/logout", "/logout/all"])
@@ -122,6 +126,8 @@ def test_cross_site_post_cannot_use_or_burn_a_login_link(partner: Partner) -> No
         {"Origin": OWN_ORIGIN, "Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "none"},  # typed or bookmarked by the user
+        # A POST from our own no-referrer page: Chromium sends Origin null, same-origin.
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
     ],
 )
 def test_same_origin_logout_still_works(partner: Partner, headers: dict[str, str]) -> None:
