@@ -60,6 +60,7 @@ def hash_secret(secret: str) -> str:
 
 
 def _b64encode(text: str) -> str:
+    """`text` as UTF-8 in base64url without padding."""
     return base64.urlsafe_b64encode(text.encode("utf-8")).rstrip(b"=").decode("ascii")
 
 
@@ -91,6 +92,8 @@ class SessionId:
             return None
         client_id = _b64decode(encoded)
         if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
+            return None
+        if _b64encode(client_id) != encoded:  # one spelling per session id, no variants
             return None
         return cls(client_id, secret)
 
