@@ -42,7 +42,7 @@ MAX_CLIENT_ID_CHARS = 255
 END_ALL_BATCH = 500
 END_ALL_MAX_ROUNDS = 20
 
-_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def session_key(client_id: str, secret_hash: str) -> str:
@@ -65,6 +65,7 @@ def _b64encode(text: str) -> str:
 
 
 def _b64decode(text: str) -> str | None:
+    """The UTF-8 text base64url `text` encodes, or None."""
     try:
         padded = text + "=" * (-len(text) % 4)
         return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
@@ -88,7 +89,7 @@ class SessionId:
         if not isinstance(raw, str) or len(raw) > 2048:
             return None
         secret, dot, encoded = raw.partition(".")
-        if not dot or not _SECRET_SHAPE.match(secret):
+        if not dot or not _SECRET_SHAPE.fullmatch(secret):
             return None
         client_id = _b64decode(encoded)
         if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
