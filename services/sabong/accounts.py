@@ -29,6 +29,8 @@ def sign_in_with_token(store: SabongStore, sessions: SessionStore, token: str, n
         return False
     user_id, client_id = owner
     session_id = sessions.start(client_id, user_id, now)
+    if SESSION_ID in session:
+        sessions.end(session[SESSION_ID])  # the browser's previous session ends for good
     # A fresh session, never a merge into a previous one (no session fixation), holding
     # only the session id; who the user is lives in Redis, where logout can end it.
     session.clear()

@@ -162,3 +162,13 @@ def test_redis_down_session_paths_answer_503_not_500(
     finally:
         own_redis.start()
     assert browser.get("/api/v1/me").status_code == 200  # nothing was lost
+
+
+def test_signing_in_again_ends_the_browsers_previous_session(partner: Partner) -> None:
+    browser = signed_in(partner, "SESS-OLD")
+    copied = cookie_of(browser)
+    assert browser.post("/login/" + partner.issue(clientId="SESS-NEW")["token"]).status_code == 303
+    assert browser.get("/api/v1/me").get_json()["data"]["user"]["clientId"] == "SESS-NEW"
+    replayer = partner.client.application.test_client()
+    replayer.set_cookie("sabong_session", copied)
+    assert replayer.get("/api/v1/me").status_code == 401
