@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
+from shared.netaccess import peer_allowed
 from shared.observability import RATE_LIMITED, RequestTally, render_metrics
 from shared.responses import k2_body, to_json
 
@@ -424,9 +424,9 @@ def docs(gateway: Gateway, request: Request) -> Reply:
 def metrics(gateway: Gateway, request: Request) -> Reply:
     """Prometheus exposition: this worker's latest counts, and every worker's in
     multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, set by scripts.serve). Only for TCP
-    peers in `GATEWAY_METRICS_ALLOW` (never X-Forwarded-For: the client writes that);
-    others get the same 404 as any unknown path."""
-    if not _peer_allowed(request.peer, gateway.config.metrics_allow):
+    peers in the metrics allow-list (shared.netaccess; never X-Forwarded-For: the client
+    writes that); others get the same 404 as any unknown path."""
+    if not peer_allowed(request.peer, gateway.config.metrics_allow):
         return 404, JSON, cached_error_body(Family.NEUTRAL, 404)
     gateway.tally.flush()
     body, content_type = render_metrics()
@@ -467,18 +467,6 @@ def _json_head(state: ServerState) -> bytes:
 
 def _bodiless(method: str, status: int) -> bool:
     return method == "HEAD" or status in (204, 304)
-
-
-def _peer_allowed(peer: str | None, networks: tuple[Any, ...]) -> bool:
-    if peer is None:
-        return False
-    try:
-        address = ipaddress.ip_address(peer.partition("%")[0])  # drop an IPv6 zone id
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
-    return any(address in network for network in networks)
 
 
 def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from shared.config import Settings
 from shared.exceptions import ConfigError
 
+# DEFAULT_METRICS_ALLOW and parse_networks are re-exported: they used to live here.
+from shared.netaccess import DEFAULT_METRICS_ALLOW as DEFAULT_METRICS_ALLOW
+from shared.netaccess import Network, metrics_allow
+from shared.netaccess import parse_networks as parse_networks
+
 from .upstream import Target, Timeouts
 
 DEFAULT_UPSTREAMS = {"ussd": "127.0.0.1:8081", "sabong": "127.0.0.1:8082"}
 DEFAULT_RATE_LIMIT = 6000  # requests per minute per client address
-# Who may read /metrics: loopback and private ranges (a scraper on the same host or
-# network). The gateway is the public entry point; everyone else gets a 404.
-DEFAULT_METRICS_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,8 @@ class GatewayConfig:
     redis_url: str | None
     client_keepalive: float = 5.0
     client_timeout: float = 10.0
+    # Who may read /metrics (shared.netaccess; loopback and private ranges by default). The
+    # gateway is the public entry point; everyone else gets a 404.
     metrics_allow: tuple[Network, ...] = ()
 
     @property
@@ -68,10 +69,7 @@ class GatewayConfig:
             redis_url=settings.redis_url,
             client_keepalive=_positive_float(settings, "GATEWAY_CLIENT_KEEPALIVE_SECONDS", 5.0),
             client_timeout=_positive_float(settings, "GATEWAY_CLIENT_TIMEOUT", 10.0),
-            metrics_allow=parse_networks(
-                "GATEWAY_METRICS_ALLOW",
-                settings.get("GATEWAY_METRICS_ALLOW", DEFAULT_METRICS_ALLOW),
-            ),
+            metrics_allow=metrics_allow(settings, override="GATEWAY_METRICS_ALLOW"),
         )
         if config.rate_limiting and not config.redis_url:
             raise ConfigError(
@@ -96,19 +94,6 @@ def parse_targets(name: str, raw: str) -> tuple[Target, ...]:
     if not targets:
         raise ConfigError(f"{name} lists no upstream (expected host:port[,host:port...])")
     return tuple(targets)
-
-
-def parse_networks(name: str, raw: str) -> tuple[Network, ...]:
-    """`10.0.0.0/8,::1/128` (a bare address is a /32 or /128) into networks."""
-    networks = []
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ConfigError(f"{name}: {item!r} is not an address or CIDR range") from None
-    return tuple(networks)
 
 
 def parse_route_limits(raw: str) -> tuple[tuple[str, int], ...]:

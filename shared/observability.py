@@ -3,7 +3,8 @@
 Metrics work under several workers: when `PROMETHEUS_MULTIPROC_DIR` is set before this
 module is imported (scripts.serve sets one directory per component), prometheus_client
 keeps per-process files there and `/metrics` aggregates them (see `render_metrics`).
-Every component serves `GET /metrics`: ussd, sabong and the gateway.
+Every component serves `GET /metrics`: ussd, sabong and the gateway, each only to the
+networks in `METRICS_ALLOW` (shared.netaccess).
 
 Metrics (`service` is ussd, sabong or gateway; `route` is bounded, never a concrete path:
 a Flask URL rule such as `/login/<token>`, at the gateway a route prefix such as
@@ -61,6 +62,15 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+
+from .netaccess import (
+    DEFAULT_METRICS_ALLOW,
+    METRICS_ALLOW_SETTING,
+    Network,
+    parse_networks,
+    peer_allowed,
+    wsgi_peer,
+)
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -200,10 +210,20 @@ def record_request(service: str, route: str, method: str, status: int, seconds: 
     )
 
 
-def init_flask(app: Flask, service: str) -> None:
-    """Request ids, access logs and `/metrics` for a Flask service."""
+def init_flask(app: Flask, service: str, metrics_allow: tuple[Network, ...] | None = None) -> None:
+    """Request ids, access logs and `/metrics` for a Flask service.
+
+    `/metrics` answers only TCP peers in `metrics_allow` (default: loopback and private
+    ranges, as at the gateway); anyone else gets the service's ordinary 404.
+    """
     from flask import Response as FlaskResponse
-    from flask import g, request
+    from flask import abort, g, request
+
+    allowed = (
+        parse_networks(METRICS_ALLOW_SETTING, DEFAULT_METRICS_ALLOW)
+        if metrics_allow is None
+        else metrics_allow
+    )
 
     @app.before_request
     def _start() -> None:
@@ -227,6 +247,9 @@ def init_flask(app: Flask, service: str) -> None:
         request_id_var.set("-")
 
     def metrics() -> Response:
+        # The TCP peer, never X-Forwarded-For: a client writes that header itself.
+        if not peer_allowed(wsgi_peer(request.environ), allowed):
+            abort(404)
         body, content_type = render_metrics()
         return FlaskResponse(body, mimetype=content_type.split(";")[0])
 

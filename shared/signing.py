@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Iterable, Mapping
 
@@ -48,7 +49,9 @@ def verify(
         raise SignatureRejected("missing_headers")
     stamp = _parse_timestamp(timestamp)
     current = time.time() if now is None else now
-    if abs(current - stamp) > window:
+    # Whole seconds on both sides: the window is inclusive, so a timestamp exactly 300 s
+    # old is accepted however far into that second the server's clock has moved.
+    if abs(math.floor(current) - stamp) > window:
         raise SignatureRejected("timestamp_expired")
     presented = signature.strip().lower()
     if len(presented) != 64 or not _HEX_DIGITS.issuperset(presented):

@@ -1,12 +1,15 @@
-"""Flask glue used by both services: strict JSON bodies, JSON responses, health checks."""
+"""Flask glue used by both services: strict JSON bodies, JSON responses, health checks,
+URL matching without redirects, and the same-origin check of state-changing requests."""
 
 from __future__ import annotations
 
 import json
+import math
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, request
 
 from .exceptions import BadRequest
 from .responses import to_json
@@ -24,20 +27,125 @@ def raw_body() -> bytes:
     return request.get_data(cache=True)
 
 
-def parse_json_object(data: bytes) -> dict[str, Any]:
-    """Decode strict UTF-8 JSON that must be an object; anything else is BadRequest."""
+def parse_json(data: bytes) -> Any:
+    """Decode strict UTF-8 JSON; BadRequest for anything a later step could not handle.
+
+    Refused besides bad syntax: NaN/Infinity, numbers too large for a float (`1e999`
+    would become infinity), integers beyond Python's digit limit, nesting deeper than the
+    parser's recursion, and strings that are not Unicode scalar values: a `\\ud800`
+    escape decodes to a lone surrogate, which no UTF-8 encoder (Redis, logs, templates)
+    accepts, so it must stop here rather than fail as a 500 somewhere downstream.
+    """
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(
+            data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest() from None
+    if not _all_strings_are_unicode(value):
+        raise BadRequest()
+    return value
+
+
+def parse_json_object(data: bytes) -> dict[str, Any]:
+    """Decode strict UTF-8 JSON that must be an object; anything else is BadRequest."""
+    value = parse_json(data)
     if not isinstance(value, dict):
         raise BadRequest()
     return value
 
 
+def is_unicode_text(text: str) -> bool:
+    """Whether `text` holds only Unicode scalar values (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _all_strings_are_unicode(value: Any) -> bool:
+    """Every string in a decoded JSON value, keys included, is valid Unicode.
+
+    Iterative, so a document nested as deep as the parser allows cannot exhaust the stack.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not is_unicode_text(item):
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
+
+
 def _reject_constant(name: str) -> Any:
     """NaN and Infinity are not JSON; Python's parser accepts them unless told not to."""
     raise ValueError(f"invalid JSON constant {name}")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON fraction or exponent as a float; one that overflows to infinity is refused."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def without_url_redirects(app: Flask) -> None:
+    """Match URLs as they are: no merging of `//`, no redirect adding or removing a slash.
+
+    Werkzeug answers `GET /login//abc` with a 308 whose Location is absolute and built
+    from the request's Host header (attacker-chosen, or the internal address when there
+    is none), and a 308 replays a POST with its body. With both off, such a path simply
+    matches or is a 404. Call before any route is added: rules take the map's defaults
+    when they are bound.
+    """
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
+    app.url_map.redirect_defaults = False
+    for rule in app.url_map.iter_rules():  # e.g. a static route Flask added itself
+        rule.merge_slashes = False
+        rule.strict_slashes = False
+
+
+def origin_of(url: str) -> str:
+    """The origin (`scheme://host[:port]`, lower case, default port dropped) of a URL."""
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    default_port = {"http": 80, "https": 443}.get(scheme)
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    return f"{scheme}://{host}{port}"
+
+
+def is_cross_site_request(own_origin: str) -> bool:
+    """Whether the browser says this request came from another site or origin.
+
+    Refused: `Sec-Fetch-Site: cross-site` or `same-site` (another origin; the browser sets
+    this header and no page can forge it), or an `Origin` header that is present and not
+    `own_origin`. One exception: `Origin: null` together with `Sec-Fetch-Site:
+    same-origin`, which is what a browser sends for a POST from a page of ours served with
+    `Referrer-Policy: no-referrer` (the login and /me pages). A request with neither
+    header is not a browser's cross-site request (every browser sends Origin on a POST).
+    The request's own Host is never taken as "our" origin: it is whatever the client wrote.
+    """
+    site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if site in ("cross-site", "same-site"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    origin = origin.strip().lower()
+    if origin == "null" and site == "same-origin":
+        return False
+    return origin != own_origin
 
 
 def health_blueprint(ready: Callable[[], bool], render: Callable[[bool], Response]) -> Blueprint:

@@ -12,12 +12,15 @@ from shared import observability
 from shared.config import Settings, load_settings
 from shared.db import database_from_settings
 from shared.exceptions import ConfigError
+from shared.netaccess import metrics_allow
 from shared.redis import connect
 from shared.signing import SIGNATURE_WINDOW_SECONDS
+from shared.web import origin_of, without_url_redirects
 
 from .blueprints import health, login, session, tokens
 from .errors import register_error_handlers
 from .runtime import CLOCK, EXTENSION, Runtime
+from .sessions import SessionStore
 from .store import SabongStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -37,6 +40,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set (make run starts a Redis and sets it)")
     app = Flask(__name__)
+    without_url_redirects(app)
     app.config.update(
         SECRET_KEY=settings.secret("SABONG_SESSION_SECRET"),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
@@ -47,31 +51,41 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         # The lifetime counts from sign-in (not from the last request): a stolen cookie
         # dies on schedule, and ordinary responses do not re-send Set-Cookie.
         SESSION_REFRESH_EACH_REQUEST=False,
-        PERMANENT_SESSION_LIFETIME=timedelta(
-            seconds=settings.get_int("SABONG_SESSION_SECONDS", DEFAULT_SESSION_SECONDS)
-        ),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=session_seconds(settings)),
         **{CLOCK: time.time},
     )
     app.extensions[EXTENSION] = build_runtime(settings)
     register_error_handlers(app)
     register_blueprints(app)
-    observability.init_flask(app, "sabong")
+    observability.init_flask(app, "sabong", metrics_allow(settings))
     return app
 
 
+def session_seconds(settings: Settings) -> int:
+    """SABONG_SESSION_SECONDS: the lifetime of a session (cookie and Redis record)."""
+    seconds = settings.get_int("SABONG_SESSION_SECONDS", DEFAULT_SESSION_SECONDS)
+    if seconds <= 0:
+        raise ConfigError("SABONG_SESSION_SECONDS must be a positive number of seconds")
+    return seconds
+
+
 def build_runtime(settings: Settings) -> Runtime:
-    """The store and settings the views use."""
+    """The stores and settings the views use."""
+    client = connect(settings.redis_url or "")
     store = SabongStore(
-        connect(settings.redis_url or ""),
+        client,
         audit_maxlen=settings.get_int("SABONG_AUDIT_MAXLEN", DEFAULT_AUDIT_MAXLEN),
         replay_ttl=REPLAY_TTL_SECONDS,
     )
+    login_base_url = settings.get("SABONG_LOGIN_BASE_URL", DEFAULT_LOGIN_BASE_URL).rstrip("/")
     return Runtime(
         store=store,
         database=database_from_settings(settings),
+        sessions=SessionStore(client, session_seconds(settings)),
         client_secrets=settings.get_list("SABONG_CLIENT_SECRETS"),
-        login_base_url=settings.get("SABONG_LOGIN_BASE_URL", DEFAULT_LOGIN_BASE_URL).rstrip("/"),
+        login_base_url=login_base_url,
         app_url=settings.get("SABONG_APP_URL", DEFAULT_APP_URL),
+        own_origin=origin_of(login_base_url),
     )
 
 

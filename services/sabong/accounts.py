@@ -7,10 +7,11 @@ from typing import Any
 from flask import session
 
 from .issuance import is_token_shaped
+from .sessions import SessionStore
 from .store import SabongStore
 
-SESSION_CLIENT_ID = "cid"
-SESSION_USER_ID = "uid"
+# The one value the signed cookie holds: the session id (see sessions.py).
+SESSION_ID = "sid"
 
 
 def login_link_is_live(store: SabongStore, token: str) -> bool:
@@ -19,7 +20,7 @@ def login_link_is_live(store: SabongStore, token: str) -> bool:
     return is_token_shaped(token) and store.token_exists(token)
 
 
-def sign_in_with_token(store: SabongStore, token: str) -> bool:
+def sign_in_with_token(store: SabongStore, sessions: SessionStore, token: str, now: float) -> bool:
     """Consume the token (one winner) and start a session for its user."""
     if not is_token_shaped(token):
         return False
@@ -27,30 +28,46 @@ def sign_in_with_token(store: SabongStore, token: str) -> bool:
     if owner is None:
         return False
     user_id, client_id = owner
+    session_id = sessions.start(client_id, user_id, now)
+    if SESSION_ID in session:
+        sessions.end(session[SESSION_ID])  # the browser's previous session ends for good
     # A fresh session, never a merge into a previous one (no session fixation), holding
-    # only who the user is; the profile itself is always read from Redis.
+    # only the session id; who the user is lives in Redis, where logout can end it.
     session.clear()
     session.permanent = True
-    session[SESSION_CLIENT_ID] = client_id
-    session[SESSION_USER_ID] = user_id
+    session[SESSION_ID] = session_id
     return True
 
 
-def sign_out() -> None:
-    """End the session."""
+def sign_out(sessions: SessionStore) -> None:
+    """End the current session on the server, and drop the cookie."""
+    if SESSION_ID not in session:
+        return  # no cookie: nothing to end, and no Set-Cookie to send
+    sessions.end(session[SESSION_ID])
     session.clear()
 
 
-def current_profile(store: SabongStore) -> dict[str, Any] | None:
-    """The signed-in user's profile and wallet, or None without a (valid) session."""
-    client_id = session.get(SESSION_CLIENT_ID)
-    if not isinstance(client_id, str):
+def sign_out_everywhere(sessions: SessionStore) -> int:
+    """End every session of the signed-in user (this one included); how many ended."""
+    if SESSION_ID not in session:
+        return 0
+    found = sessions.find(session[SESSION_ID])
+    ended = sessions.end_all(found[0]) if found is not None else 0
+    session.clear()
+    return ended
+
+
+def current_profile(store: SabongStore, sessions: SessionStore) -> dict[str, Any] | None:
+    """The signed-in user's profile and wallet, or None without a live session."""
+    if SESSION_ID not in session:
         return None
-    found = store.profile(client_id)
-    if found is None or str(session.get(SESSION_USER_ID)) != found[0].get("id"):
-        # The user is gone (or the id no longer matches): the session means nothing now.
+    owner = sessions.find(session[SESSION_ID])
+    found = store.profile(owner[0]) if owner is not None else None
+    if owner is None or found is None or str(owner[1]) != found[0].get("id"):
+        # Ended, expired, or the user is gone: the cookie means nothing now, drop it.
         session.clear()
         return None
+    client_id = owner[0]
     user, wallet = found
     return {
         "user": {

@@ -1,4 +1,5 @@
-"""Operator commands: show-user, list-users, audit. JSON on stdout, problems on stderr."""
+"""Operator commands: show-user, list-users, audit, end-sessions. JSON on stdout, problems
+on stderr."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from shared.config import DEFAULT_DOTENV
 from shared.exceptions import StoreUnavailable
 from shared.redis import connect
 
+from .sessions import SessionStore
 from .store import SabongStore
 
 NO_REDIS_URL = (
@@ -60,6 +62,13 @@ def audit(store: SabongStore, args: argparse.Namespace) -> Any:
     return store.audit(args.client_id, args.limit)
 
 
+def end_sessions(store: SabongStore, args: argparse.Namespace) -> Any:
+    """End every session of a user (e.g. a stolen phone): their cookies stop working now."""
+    sessions = SessionStore(store.client, lifetime_seconds=1)  # the lifetime matters to start()
+    ended = sessions.end_all(args.client_id)
+    return {"clientId": args.client_id, "sessionsEnded": ended}
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="python -m services.sabong", description=__doc__)
     commands = main_parser.add_subparsers(dest="command", required=True)
@@ -72,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     recent.add_argument("client_id", metavar="CLIENT_ID")
     recent.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     recent.set_defaults(run=audit)
+    logout = commands.add_parser("end-sessions", help="end every session of a user")
+    logout.add_argument("client_id", metavar="CLIENT_ID")
+    logout.set_defaults(run=end_sessions)
     return main_parser
 
 

@@ -67,9 +67,12 @@ def store_unavailable(exc: StoreUnavailable) -> Response:
             "failed", "Service temporarily unavailable", {"error": "Database connection failed"}
         )
         return json_response(body, 503, {"Retry-After": "1"})
-    return pages.error_page(
-        503, "Temporarily unavailable", "Please try again in a moment; your link still works."
-    )
+    detail = "Please try again in a moment."
+    if request.path.startswith("/login/"):
+        detail = "Please try again in a moment; your link still works."
+    response = pages.error_page(503, "Temporarily unavailable", detail)
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def http_error(exc: HTTPException) -> Response:

@@ -9,6 +9,7 @@ from flask import current_app
 
 from shared.db import Database
 
+from .sessions import SessionStore
 from .store import SabongStore
 
 EXTENSION = "sabong"
@@ -21,9 +22,11 @@ class Runtime:
 
     store: SabongStore
     database: Database
+    sessions: SessionStore
     client_secrets: tuple[str, ...]
     login_base_url: str
     app_url: str
+    own_origin: str  # SABONG_LOGIN_BASE_URL's origin: the one origin allowed to POST
 
 
 def runtime() -> Runtime:

@@ -10,6 +10,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from shared import observability
 from shared.config import load_settings
 from shared.exceptions import ConfigError
+from shared.netaccess import metrics_allow
+from shared.web import without_url_redirects
 
 from . import errors
 from .context import EXTENSION, build_context, positive_setting
@@ -22,6 +24,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """The USSD Flask app; `config` overrides settings from the environment and `.env`."""
     settings = load_settings(config)
     app = Flask(__name__)
+    without_url_redirects(app)
     # Bodies over the limit are refused (413) before they are read into memory.
     app.config["MAX_CONTENT_LENGTH"] = positive_setting(
         settings, "USSD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES
@@ -31,7 +34,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     for blueprint in (auth.bp, clients.bp, health.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
-    observability.init_flask(app, "ussd")
+    observability.init_flask(app, "ussd", metrics_allow(settings))
     return app
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeGuard
 
 from flask import request
 
 from shared.exceptions import BadRequest
-from shared.web import parse_json_object, raw_body
+from shared.web import is_unicode_text, parse_json, parse_json_object, raw_body
 
 from .credentials import MAX_TOKEN_CHARS
 from .exceptions import ServiceIdRequired
@@ -35,10 +34,7 @@ def ensure_empty_or_json() -> None:
     data = raw_body()
     if not data:
         return
-    try:
-        json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequest() from None
+    parse_json(data)
 
 
 def login_fields(body: dict[str, Any]) -> tuple[str, str]:
@@ -65,13 +61,4 @@ def bounded_text(value: object, max_chars: int) -> TypeGuard[str]:
     """A non-empty string of at most `max_chars` that is valid Unicode (no lone surrogates)."""
     if not isinstance(value, str) or not 0 < len(value) <= max_chars:
         return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # JSON "\ud800" decodes to a lone surrogate
-        return False
-    return True
-
-
-def _reject_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON, though Python's parser accepts them by default."""
-    raise ValueError(f"invalid JSON constant {name}")
+    return is_unicode_text(value)  # parse_json refuses lone surrogates too; belt and braces

@@ -129,3 +129,12 @@ def test_metrics_allow_list_defaults_to_loopback_and_private_ranges() -> None:
 def test_metrics_allow_list_rejects_what_is_not_a_cidr() -> None:
     with pytest.raises(ConfigError, match="GATEWAY_METRICS_ALLOW"):
         parse_networks("GATEWAY_METRICS_ALLOW", "10.0.0.0/8,everyone")
+
+
+def test_metrics_allow_is_one_setting_for_gateway_and_services() -> None:
+    shared_only = Settings({"GATEWAY_RATE_LIMIT": "0", "METRICS_ALLOW": "10.1.0.0/16"})
+    assert [str(n) for n in GatewayConfig.from_settings(shared_only).metrics_allow] == [
+        "10.1.0.0/16"
+    ]
+    both = Settings({**shared_only.values, "GATEWAY_METRICS_ALLOW": "10.2.0.0/16"})
+    assert [str(n) for n in GatewayConfig.from_settings(both).metrics_allow] == ["10.2.0.0/16"]

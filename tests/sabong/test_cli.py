@@ -102,3 +102,21 @@ def test_redis_url_is_read_from_dotenv(
     dotenv.write_text(f"REDIS_URL={redis_url}\n")
     assert main(["show-user", "DOT"], environ={"DOTENV_PATH": str(dotenv)}) == 0
     assert json.loads(capsys.readouterr().out)["user"]["clientId"] == "DOT"
+
+
+def test_end_sessions_signs_a_stolen_session_out_everywhere(
+    partner: Partner, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    thief = partner.client.application.test_client()
+    for browser in (partner.client, thief):
+        assert browser.post("/login/" + partner.issue(clientId="CLI-S")["token"]).status_code == 303
+    bystander = partner.client.application.test_client()
+    bystander.post("/login/" + partner.issue(clientId="CLI-OTHER")["token"])
+
+    code, shown, _ = run(capsys, redis_url, "end-sessions", "CLI-S")
+
+    assert code == 0 and shown == {"clientId": "CLI-S", "sessionsEnded": 2}
+    assert partner.client.get("/api/v1/me").status_code == 401
+    assert thief.get("/api/v1/me").status_code == 401
+    assert bystander.get("/api/v1/me").status_code == 200  # another user's session lives on
+    assert run(capsys, redis_url, "end-sessions", "CLI-S")[1]["sessionsEnded"] == 0

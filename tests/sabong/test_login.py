@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis.cluster import RedisCluster
 
-from services.sabong import store
+from services.sabong import sessions, store
 from shared.embedded import EmbeddedRedis
 from shared.redis import is_cluster
 
@@ -66,7 +66,11 @@ def test_post_consumes_the_token_and_starts_a_session(
     assert "Secure" not in set_cookie  # development runs on plain http
     serializer = app.session_interface.get_signing_serializer(app)
     stored = serializer.loads(session_cookie(partner.client))
-    assert stored == {"_permanent": True, "cid": "S-1", "uid": 1}  # who, nothing more
+    assert set(stored) == {"_permanent", "sid"}  # only the session id
+    secret, _, _ = stored["sid"].partition(".")
+    record = sessions.session_key("S-1", sessions.hash_secret(secret))
+    assert redis_client.get(record) == "1"  # the user id, in Redis where logout can end it
+    assert not any(secret in key for key in redis_client.keys("*"))  # only its hash is a key
 
 
 def test_token_consumed_once_sequentially(partner: Partner) -> None:
@@ -164,7 +168,7 @@ def test_forged_session_cookie_is_not_a_session(make_app: MakeApp, partner: Part
     other = make_app(SABONG_SESSION_SECRET="attacker-chosen-secret-" + "x" * 20)
     forger = other.test_client()
     with forger.session_transaction() as forged:
-        forged["cid"], forged["uid"] = "CLIENT_001", 1
+        forged["sid"] = str(sessions.SessionId("CLIENT_001", "a" * 43))
     partner.issue()  # the victim exists
     forged_cookie = session_cookie(forger)
     assert forged_cookie
@@ -219,9 +223,12 @@ def test_redis_down_on_login_is_503_and_the_link_survives(
     own_redis.stop()
     assert partner.client.post(login_path(data)).status_code == 503
     assert partner.client.get(login_path(data)).status_code == 503
-    assert partner.client.get("/me").status_code == 503
+    for path in ("/me", login_path(data)):  # the HTML pages promise a retry, as the API does
+        page = partner.client.get(path)
+        assert page.status_code == 503 and page.headers["Retry-After"] == "1"
     api = partner.client.get("/api/v1/me")
     assert api.status_code == 503 and api.get_json()["status"] == "failed"
+    assert api.headers["Retry-After"] == "1"
     own_redis.start()
     assert partner.client.post(login_path(data)).status_code == 303
 

@@ -124,6 +124,15 @@ def test_timestamps_at_the_edge_of_the_window_are_accepted(
     assert vector_partner.post(valid_fields(), timestamp=VECTOR_TIME + offset).status_code == 200
 
 
+@pytest.mark.parametrize(("age", "status"), [(300, 200), (301, 401)])
+def test_window_compares_whole_seconds_of_a_fractional_clock(
+    app: Flask, partner: Partner, age: int, status: int
+) -> None:
+    app.config[CLOCK] = lambda: VECTOR_TIME + 0.999  # late in the server's current second
+    response = partner.post(valid_fields(), timestamp=VECTOR_TIME - age)
+    assert response.status_code == status
+
+
 def test_wrong_secret_is_rejected(partner: Partner) -> None:
     response = partner.post(valid_fields(), secret="not-the-partner-secret")
     assert_rejected(response, "Invalid signature", "signature_mismatch")
@@ -206,3 +215,18 @@ def test_get_requests_sign_the_canonical_query(app: Flask, client: FlaskClient) 
     assert client.get("/api/v1/get-balance?clientId=CLIENT_001", headers=headers).status_code == 200
     response = client.get("/api/v1/get-balance?clientId=CLIENT_002", headers=headers)
     assert_rejected(response, "Invalid signature", "signature_mismatch")
+
+
+@pytest.mark.parametrize("field", ["clientId", "username", "displayName", "ipAddress"])
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "x\\ud83d", "\\udc00\\ud800"])
+def test_lone_surrogate_in_a_signed_body_is_400_and_spends_the_signature(
+    partner: Partner, field: str, escape: str
+) -> None:
+    good = valid_fields(clientId="SURROGATE-1")
+    # JSON text with the escape as sent: json.dumps would refuse to produce it raw.
+    body = json.dumps(good).replace(json.dumps(good[field]), f'"{escape}"', 1).encode()
+    stamp = partner.now()
+    first = partner.post(body, timestamp=stamp)
+    assert first.status_code == 400
+    assert first.get_json() == {"status": "failed", "message": "Invalid JSON body", "data": None}
+    assert_rejected(partner.post(body, timestamp=stamp), "Duplicate request signature", "replayed")

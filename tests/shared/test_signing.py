@@ -92,3 +92,24 @@ def test_body_tampering_is_a_mismatch() -> None:
     with pytest.raises(SignatureRejected) as caught:
         signing.verify([SECRET], "POST", PATH, STAMP, expected, body + b" ", now=1706802000)
     assert caught.value.reason == "signature_mismatch"
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.5, 0.999])
+def test_a_timestamp_exactly_300_seconds_away_is_accepted_whatever_the_fraction(
+    fraction: float,
+) -> None:
+    body, expected = VECTORS[0]
+    stamp = int(STAMP)
+    for now in (stamp + 300 + fraction, stamp - 300 + fraction):  # 300 s old / 300 s ahead
+        got = signing.verify([SECRET], "POST", PATH, STAMP, expected, body, now=now)
+        assert got == expected
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.999])
+def test_a_timestamp_301_seconds_away_is_expired(fraction: float) -> None:
+    body, expected = VECTORS[0]
+    stamp = int(STAMP)
+    for now in (stamp + 301 + fraction, stamp - 301 + fraction):
+        with pytest.raises(SignatureRejected) as caught:
+            signing.verify([SECRET], "POST", PATH, STAMP, expected, body, now=now)
+        assert caught.value.reason == "timestamp_expired"

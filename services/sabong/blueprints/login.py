@@ -9,7 +9,8 @@ from shared.observability import LOGIN_TOKENS_CONSUMED
 
 from .. import pages
 from ..accounts import login_link_is_live, sign_in_with_token
-from ..runtime import runtime
+from ..origin import same_origin_only
+from ..runtime import now, runtime
 
 bp = Blueprint("login", __name__)
 
@@ -22,14 +23,15 @@ def show_login(token: str) -> ResponseReturnValue:
     return pages.login_page()
 
 
-# No CSRF token here on purpose: the POST is authorised by the single-use, unguessable
-# login token in its URL; a forged cross-site POST would need that token, and with it
-# the attacker could sign in anyway.
+# The POST is authorised by the single-use, unguessable login token in its URL. It is
+# still refused from another origin: a site holding a link must not be able to sign the
+# visitor into that account behind their back (login CSRF), nor burn the link.
 @bp.post("/login/<token>")
+@same_origin_only
 def consume_login(token: str) -> ResponseReturnValue:
     """Exactly one of any number of concurrent POSTs wins; the rest get 410."""
     rt = runtime()
-    if not sign_in_with_token(rt.store, token):
+    if not sign_in_with_token(rt.store, rt.sessions, token, now()):
         LOGIN_TOKENS_CONSUMED.labels("gone").inc()
         return pages.expired_page()
     LOGIN_TOKENS_CONSUMED.labels("ok").inc()

@@ -1,4 +1,5 @@
-"""The signed-in user's session: /me (page and JSON), /logout, the not-signed-in page."""
+"""The signed-in user's session: /me (page and JSON), /logout, /logout/all, the
+not-signed-in page."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from shared.responses import sabong_body
 from shared.web import json_response
 
 from .. import pages
-from ..accounts import current_profile, sign_out
+from ..accounts import current_profile, sign_out, sign_out_everywhere
+from ..origin import same_origin_only
 from ..runtime import runtime
 
 bp = Blueprint("session", __name__)
@@ -17,7 +19,7 @@ bp = Blueprint("session", __name__)
 
 @bp.get("/me")
 def me_page() -> ResponseReturnValue:
-    profile = current_profile(runtime().store)
+    profile = current_profile(runtime().store, runtime().sessions)
     if profile is None:
         return redirect(url_for("session.not_signed_in"), code=303)
     return pages.me_page(profile["user"], profile["wallet"])
@@ -26,17 +28,27 @@ def me_page() -> ResponseReturnValue:
 @bp.get("/api/v1/me")
 def me_json() -> ResponseReturnValue:
     """Authenticated by the session cookie, not by a partner signature."""
-    profile = current_profile(runtime().store)
+    profile = current_profile(runtime().store, runtime().sessions)
     if profile is None:
         return json_response(sabong_body("error", "Not signed in"), 401)
     body = sabong_body("success", "Profile retrieved successfully", profile)
     return json_response(body, 200, {"Cache-Control": "no-store"})
 
 
-# A cross-site POST here carries no cookie (SameSite=Lax), so logout CSRF is moot.
 @bp.post("/logout")
+@same_origin_only
 def logout() -> ResponseReturnValue:
-    sign_out()
+    """End this session on the server (its cookie never works again) and drop the cookie."""
+    sign_out(runtime().sessions)
+    return redirect(url_for("session.not_signed_in", signed_out=1), code=303)
+
+
+# Under /logout so that the gateway, which routes /logout and its sub-paths, serves it.
+@bp.post("/logout/all")
+@same_origin_only
+def logout_everywhere() -> ResponseReturnValue:
+    """End every session of the signed-in player: other browsers and devices too."""
+    sign_out_everywhere(runtime().sessions)
     return redirect(url_for("session.not_signed_in", signed_out=1), code=303)
 
 
