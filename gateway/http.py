@@ -277,6 +277,9 @@ class ClientConnection(asyncio.Protocol):
         # The bytes the current head is being read from (its request line is checked
         # verbatim): the last read, or every read since the head began.
         self.head_window: bytes | bytearray = b""
+        # The last bytes of the previous request's Content-Length body: the next request
+        # line may follow them directly, not after a line feed.
+        self.body_tail = b""
         self.closed = False
         self.last_seen = time.monotonic()
         self.streaming = False
@@ -443,7 +446,9 @@ class ClientConnection(asyncio.Protocol):
         absolute-form target's authority becomes the Host sent upstream."""
         version = request.http_version
         refusal = (
-            request_line_status(self.head_window, request.method, request.url, version)
+            request_line_status(
+                self.head_window, request.method, request.url, version, self.body_tail
+            )
             or target_status(request.method, request.url)
             or host_status(version, request.host)
         )
@@ -478,6 +483,8 @@ class ClientConnection(asyncio.Protocol):
         self.parsing = None
         self.in_head = True
         self.head_bytes = 0
+        chunked = request.transfer_coding is not None
+        self.body_tail = request.body[-1][-16:] if request.body and not chunked else b""
         if self.active is None:
             self._start(request)
         else:

@@ -31,27 +31,41 @@ FORBIDDEN_TRAILERS = frozenset(
 SINGLETON_FIELDS = frozenset({b"host", b"content-type"})
 
 
-def request_line_status(head: bytes | bytearray, method: str, url: bytes, version: str) -> int:
+def request_line_status(
+    head: bytes | bytearray, method: str, url: bytes, version: str, body_tail: bytes = b""
+) -> int:
     """Whether the request line in `head` (the bytes the head was read from) is exactly
     `method SP target SP HTTP/x.y CRLF` (RFC 9112 3), as gunicorn requires.
 
     llhttp accepts several spaces between the parts and reads a line without a version
     as HTTP/0.9; it reports only the parts, so the line is looked for as it must be.
+    `body_tail`: the last bytes of the previous request's Content-Length body, which a
+    pipelined request line follows directly.
     """
     if version == "0.9":
         # An explicit "HTTP/0.9" is a version the gateway does not speak; no version at
         # all is a malformed line.
-        return 505 if _has_line(head, method, url, b"HTTP/0.9") else 400
-    if not _has_line(head, method, url, b"HTTP/" + version.encode("ascii")):
+        return 505 if _has_line(head, method, url, b"HTTP/0.9", body_tail) else 400
+    if not _has_line(head, method, url, b"HTTP/" + version.encode("ascii"), body_tail):
         return 400
     return 0 if version in SUPPORTED_VERSIONS else 505
 
 
-def _has_line(head: bytes | bytearray, method: str, url: bytes, version: bytes) -> bool:
+def _has_line(
+    head: bytes | bytearray, method: str, url: bytes, version: bytes, body_tail: bytes
+) -> bool:
     line = b"%b %b %b\r\n" % (method.encode("ascii"), url, version)
-    # At the start of the bytes read, or right after an earlier line's LF (a pipelined
-    # request, or the one empty line RFC 9112 2.2 lets a client send first).
-    return head.startswith(line) or (b"\n" + line) in head
+    if head.startswith(line):
+        return True
+    # Else where a line starts: after an earlier line's LF (a pipelined request, or the
+    # empty line RFC 9112 2.2 lets a client send first), or right after the body of
+    # the request before it.
+    at = head.find(line, 1)
+    while at > 0:
+        if head[at - 1] == 0x0A or (body_tail and head.endswith(body_tail, 0, at)):
+            return True
+        at = head.find(line, at + 1)
+    return False
 
 
 def parser_error_status(message: str) -> int:

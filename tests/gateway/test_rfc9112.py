@@ -141,6 +141,22 @@ def test_request_line_arriving_in_pieces_is_accepted(wire: Wire) -> None:
     assert [r.target for r in wire.forwarded] == [SABONG]
 
 
+def test_request_line_right_after_a_pipelined_body_is_accepted(wire: Wire) -> None:
+    """A Content-Length body ends without a line feed: the next line starts right there."""
+    first = post([b"Content-Length: 7"], b'{"a":1}')
+    wire.send(first + get(K2))
+    wire.send(first[:-3])
+    wire.send(first[-3:] + get(b"/api/v1/three"))
+    assert [r.target for r in wire.forwarded] == [SABONG, K2, SABONG, b"/api/v1/three"]
+
+
+def test_double_space_right_after_a_pipelined_body_is_refused(wire: Wire) -> None:
+    double_space = b"GET  /api/v1/me HTTP/1.1\r\nHost: gateway\r\n\r\n"
+    wire.send(post([b"Content-Length: 7"], b'{"a":1}') + double_space)
+    assert [r.target for r in wire.forwarded] == [SABONG]
+    assert [a.status for a in wire.answers()] == [200, 400]
+
+
 @pytest.mark.parametrize("method", [b"get", b"FOOBAR", b"G#T"])
 def test_lowercase_or_unknown_method_is_refused(wire: Wire, method: bytes) -> None:
     wire.send(method + b" /api/v1/me HTTP/1.1\r\nHost: gateway\r\n\r\n")
