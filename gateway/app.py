@@ -80,7 +80,7 @@ class Gateway:
             request_timeout=config.client_timeout,
         )
         self.state = ServerState(self, self.limits, self.finished)
-        self.locations = LocationGuard(self._upstream_hosts)
+        self.locations = LocationGuard(self._upstream_addresses)
         # Exact paths, then prefixes, answered by the gateway itself.
         self.local_routes: dict[str, LocalHandler] = dict(LOCAL_ROUTES)
         self.local_prefixes: list[tuple[str, LocalHandler]] = list(LOCAL_PREFIXES)
@@ -188,11 +188,12 @@ class Gateway:
         body = cached_error_body(family, status)
         client.respond(request, status, _json_head(self.state) + extra, body)
 
-    def _upstream_hosts(self) -> list[str]:
-        """Every upstream host: configured names and the replica addresses in use."""
-        hosts = [target.host for service in self.services.values() for target in service.targets]
-        hosts += [r.address[0] for s in self.services.values() for r in s.replicas]
-        return hosts
+    def _upstream_addresses(self) -> list[tuple[str, int]]:
+        """Every upstream host:port: configured names and the replica addresses in use."""
+        services = self.services.values()
+        addresses = [(target.host, target.port) for s in services for target in s.targets]
+        addresses += [replica.address for s in services for replica in s.replicas]
+        return addresses
 
     def _local_handler(self, path: str) -> LocalHandler | None:
         handler = self.local_routes.get(path)

@@ -88,28 +88,33 @@ def test_relative_location_passes_unchanged(gateway: GatewayProcess) -> None:
 
 # -- the rule, value by value ------------------------------------------------------------
 
-GUARD = LocationGuard(lambda: ["sabong", "10.9.8.7"])
+GUARD = LocationGuard(lambda: [("sabong", 8082), ("10.9.8.7", 8082), ("127.0.0.1", 80)])
 REWRITES = {
-    "the request's Host, another port": (b"http://gw.example:9999/a", b"gw.example", b"/a"),
-    "the request's Host, upper case": (b"HTTPS://GW.EXAMPLE/a?b", b"gw.example:443", b"/a?b"),
+    "the request's Host, its port": (b"http://gw.example:9999/a", b"gw.example:9999", b"/a"),
+    "the request's Host, no port in it": (b"http://gw.example:9999/a", b"gw.example", b"/a"),
+    "the request's Host, upper case": (b"HTTPS://GW.EXAMPLE./a?b", b"gw.example:443", b"/a?b"),
     "a configured upstream name": (b"http://sabong:8082/login/x", None, b"/login/x"),
     "a replica address": (b"http://10.9.8.7:8082/x", None, b"/x"),
-    "a private address": (b"http://192.168.1.20/x", None, b"/x"),
+    "an upstream on the scheme's port": (b"http://127.0.0.1/x", None, b"/x"),
     "an unspecified address": (b"http://0.0.0.0:8082/x", None, b"/x"),
-    "an IPv6 loopback": (b"http://[::1]:8082/x", None, b"/x"),
-    "localhost": (b"http://localhost./x", None, b"/x"),
-    "scheme-relative, internal": (b"//127.0.0.1:8082/x", None, b"/x"),
+    "an unspecified IPv6 address": (b"http://[::]:8082/x", None, b"/x"),
+    "scheme-relative, an upstream": (b"//sabong:8082/x", None, b"/x"),
     "a backslash path": (b"/\\evil.example/x", None, b"/evil.example/x"),
-    "no path": (b"http://127.0.0.1:8082", None, b"/"),
-    "external": (b"https://partner.example/x", b"gw.example", b"https://partner.example/x"),
-    "relative": (b"/me", b"gw.example", b"/me"),
+    "no path": (b"http://sabong:8082", None, b"/"),
+}
+UNCHANGED = {
+    "another site": (b"https://partner.example/x", b"gw.example"),
+    "the request's host on another port": (b"http://gw.example:8443/a", b"gw.example:9999"),
+    "an app on localhost in development": (b"http://localhost:5173/lobby", b"gw.example"),
+    "an upstream's host on another port": (b"http://10.9.8.7:3000/x", None),
+    "relative": (b"/me?signed_out=1", b"gw.example"),
 }
 DROPS = {
     "userinfo": b"http://user@gw.example/x",
     "backslash in the authority": b"http://127.0.0.1\\@partner.example/x",
     "http without a host": b"http:/\\evil.example/x",
     "unparsable": b"http://[::1/x",
-    "internal under another scheme": b"ftp://127.0.0.1/x",
+    "an upstream under another scheme": b"ftp://10.9.8.7:8082/x",
 }
 
 
@@ -117,6 +122,12 @@ DROPS = {
 def test_location_rule_rewrites(case: str) -> None:
     value, host, expected = REWRITES[case]
     assert GUARD.safe(value, host) == expected
+
+
+@pytest.mark.parametrize("case", UNCHANGED, ids=list(UNCHANGED))
+def test_location_rule_leaves_other_addresses_alone(case: str) -> None:
+    value, host = UNCHANGED[case]
+    assert GUARD.safe(value, host) == value
 
 
 @pytest.mark.parametrize("case", DROPS, ids=list(DROPS))
