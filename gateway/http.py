@@ -7,8 +7,10 @@ features 140-200 us; nginx 60-110 us. The difference is per-request machinery (a
 an event, message dicts, two writes per response) that a proxy does not need.
 
 One `ClientConnection` per socket. Requests are answered strictly in order (pipelined
-ones wait in `pending`); each complete request goes to the handler (the `Gateway`),
-which answers through `respond` or the `start_stream`/`stream`/`end_stream` trio.
+ones wait in `pending`, a 100 Continue waits for every earlier answer, a refusal comes
+after them); each complete request goes to the handler (the `Gateway`), which answers
+through `respond` or the `start_stream`/`stream`/`end_stream` trio. What the gateway
+refuses beyond what llhttp does (to be never laxer than gunicorn): gateway/rfc9112.py.
 """
 
 from __future__ import annotations
