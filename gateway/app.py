@@ -19,6 +19,7 @@ from shared.responses import k2_body, to_json
 from . import headers as hdr
 from .config import GatewayConfig
 from .http import ClientConnection, Limits, Request, ServerState
+from .location import LocationGuard
 from .logs import AccessLog
 from .ratelimit import RateLimiter
 from .routing import MESSAGES, ROUTES, Family, Route, cached_error_body, error_body, match
@@ -40,6 +41,12 @@ JSON = "application/json"
 TICK_SECONDS = 0.1  # upstream read deadlines are checked this often
 MAINTENANCE_SECONDS = 0.5
 READY_CHECK_TIMEOUT_SECONDS = 2.0
+# /readyz answers from one check for this long: calls cannot multiply the pings to Redis
+# and to every service (per gateway worker: each holds its own answer).
+READY_CACHE_SECONDS = 1.0
+# Local paths under the client rate limit: the ones that cost I/O. /healthz (no I/O, an
+# orchestrator's liveness probe) and /metrics (allow-listed scrapers) stay unlimited.
+RATE_LIMITED_LOCAL_PATHS = frozenset({"/readyz"})
 # An answer bigger than this is streamed to the client instead of sent in one write.
 BUFFER_LIMIT = 64 * 1024
 # Resolved once: labels() costs a lock and a dict look-up per call.
@@ -73,10 +80,15 @@ class Gateway:
             request_timeout=config.client_timeout,
         )
         self.state = ServerState(self, self.limits, self.finished)
+        self.locations = LocationGuard(self._upstream_addresses)
         # Exact paths, then prefixes, answered by the gateway itself.
         self.local_routes: dict[str, LocalHandler] = dict(LOCAL_ROUTES)
         self.local_prefixes: list[tuple[str, LocalHandler]] = list(LOCAL_PREFIXES)
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The last /readyz answer and when it expires; the check in progress, if any.
+        self._ready_reply: Reply | None = None
+        self._ready_until = 0.0
+        self._ready_check: asyncio.Future[Reply] | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._last_second = 0.0
 
@@ -88,7 +100,14 @@ class Gateway:
         if local is not None:
             request.log_path = path
             request.route = path if path in self.local_routes else self._local_prefix(path)
-            self._answer_locally(local, request, client)
+            if path in RATE_LIMITED_LOCAL_PATHS and self.limiter is not None and request.peer:
+                self.limiter.check(
+                    request.peer,
+                    path,
+                    lambda wait: self._after_local_limit(wait, local, request, client),
+                )
+            else:
+                self._answer_locally(local, request, client)
             return
         route = None if _has_dot_segment(path) else match(path, self.routes)
         if route is None:
@@ -122,11 +141,24 @@ class Gateway:
         self, retry_after: int, request: Request, client: ClientConnection, route: Route
     ) -> None:
         if retry_after:
-            GATEWAY_RATE_LIMITED.inc()
-            extra = b"retry-after: %d\r\n" % retry_after
-            self.reply_error(request, client, route.family, 429, extra)
+            self._too_many(request, client, route.family, retry_after)
         else:
             self.forward(request, client, route)
+
+    def _after_local_limit(
+        self, retry_after: int, local: LocalHandler, request: Request, client: ClientConnection
+    ) -> None:
+        if retry_after:
+            self._too_many(request, client, Family.NEUTRAL, retry_after)
+        else:
+            self._answer_locally(local, request, client)
+
+    def _too_many(
+        self, request: Request, client: ClientConnection, family: Family, retry_after: int
+    ) -> None:
+        GATEWAY_RATE_LIMITED.inc()
+        extra = b"retry-after: %d\r\n" % retry_after
+        self.reply_error(request, client, family, 429, extra)
 
     def forward(self, request: Request, client: ClientConnection, route: Route) -> None:
         """Rewrite the headers and send the request to a replica of the route's service."""
@@ -141,7 +173,7 @@ class Gateway:
             request.request_id,
             request.connection,
         )
-        relay = Relay(request, client, route.family, route.json_only)
+        relay = Relay(request, client, route.family, route.json_only, self.locations)
         self.services[route.service].send(request.method, head + body, relay)
 
     def reply_error(
@@ -155,6 +187,13 @@ class Gateway:
         """A gateway-made error in the envelope of the path's API family."""
         body = cached_error_body(family, status)
         client.respond(request, status, _json_head(self.state) + extra, body)
+
+    def _upstream_addresses(self) -> list[tuple[str, int]]:
+        """Every upstream host:port: configured names and the replica addresses in use."""
+        services = self.services.values()
+        addresses = [(target.host, target.port) for s in services for target in s.targets]
+        addresses += [replica.address for s in services for replica in s.replicas]
+        return addresses
 
     def _local_handler(self, path: str) -> LocalHandler | None:
         handler = self.local_routes.get(path)
@@ -255,6 +294,34 @@ class Gateway:
             self.access_log.flush()
 
     # readiness -------------------------------------------------------------------------
+    async def ready_reply(self) -> Reply:
+        """The /readyz answer: the cached one while fresh, else one shared new check."""
+        if self._ready_reply is not None and time.monotonic() < self._ready_until:
+            return self._ready_reply
+        if self._ready_check is None:
+            check = asyncio.ensure_future(self._check_readiness())
+            self._ready_check = check
+            self._tasks.add(check)
+            check.add_done_callback(self._ready_check_done)
+        # Shielded: a caller that goes away must not cancel the check the others await.
+        return await asyncio.shield(self._ready_check)
+
+    async def _check_readiness(self) -> Reply:
+        report = await self.readiness()
+        ready = all(v in ("ok", "not used") for v in report.values())
+        status = 200 if ready else 503
+        reply = status, JSON, to_json(k2_body(status, "Ready" if ready else "Not ready", report))
+        self._ready_reply = reply
+        self._ready_until = time.monotonic() + READY_CACHE_SECONDS
+        return reply
+
+    def _ready_check_done(self, check: asyncio.Future[Reply]) -> None:
+        self._tasks.discard(check)
+        if self._ready_check is check:
+            self._ready_check = None
+        if not check.cancelled():
+            check.exception()  # retrieved here; each caller's await re-raises it
+
     async def readiness(self) -> dict[str, str]:
         """Redis and each service's own /readyz, checked concurrently."""
         names = list(self.services)
@@ -294,6 +361,7 @@ class Relay:
         "family",
         "headers",
         "json_only",
+        "locations",
         "request",
         "size",
         "status",
@@ -302,12 +370,18 @@ class Relay:
     )
 
     def __init__(
-        self, request: Request, client: ClientConnection, family: Family, json_only: bool = True
+        self,
+        request: Request,
+        client: ClientConnection,
+        family: Family,
+        json_only: bool = True,
+        locations: LocationGuard | None = None,
     ) -> None:
         self.request = request
         self.client = client
         self.family = family
         self.json_only = json_only
+        self.locations = locations
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -339,7 +413,7 @@ class Relay:
         if self.status >= 400 and self.json_only and _is_html(self.headers):
             self._replace_html_error()
             return
-        head, upstream_length = hdr.response_head(self.headers)
+        head, upstream_length = hdr.response_head(self.headers, self._safe_location)
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         if _bodiless(self.request.method, self.status):
             if upstream_length is not None:
@@ -380,11 +454,17 @@ class Relay:
 
     def _start_streaming(self) -> None:
         self.streaming = True
-        head, upstream_length = hdr.response_head(self.headers)
+        head, upstream_length = hdr.response_head(self.headers, self._safe_location)
         self.client.start_stream(self.request, self.status, head, upstream_length)
         chunks, self.body = self.body, []
         for chunk in chunks:
             self.client.stream(self.request, chunk)
+
+    def _safe_location(self, value: bytes) -> bytes | None:
+        """A Location never names an internal address or echoes the request's Host."""
+        if self.locations is None:
+            return value
+        return self.locations.safe(value, self.request.host)
 
     def _pause_upstream(self) -> None:
         """Backpressure: stop reading the upstream until the client drained its buffer."""
@@ -405,11 +485,9 @@ def healthz(gateway: Gateway, request: Request) -> Reply:
 
 
 async def readyz(gateway: Gateway, request: Request) -> Reply:
-    """200 when Redis and every service answer, else 503 naming what is not."""
-    report = await gateway.readiness()
-    ready = all(v in ("ok", "not used") for v in report.values())
-    status = 200 if ready else 503
-    return status, JSON, to_json(k2_body(status, "Ready" if ready else "Not ready", report))
+    """200 when Redis and every service answer, else 503 naming what is not (checked at
+    most once per READY_CACHE_SECONDS)."""
+    return await gateway.ready_reply()
 
 
 def docs(gateway: Gateway, request: Request) -> Reply:

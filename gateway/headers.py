@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
+
+from .location import LOCATION_FIELDS
 
 # RFC 9110 7.6.1: meaningful for one connection only, never forwarded. Proxy-Connection
 # is the pre-standard spelling some clients still send.
@@ -22,6 +25,9 @@ HOP_BY_HOP = frozenset(
 )
 # Rewritten by the gateway rather than copied. Content-Length: the body is buffered
 # and re-framed. Expect: the gateway already answered any 100-continue itself.
+# X-Forwarded-Protocol and X-Forwarded-Ssl: gunicorn reads the scheme from them (its
+# secure_scheme_headers) when they come from a proxy it trusts, as the gateway is; only
+# the gateway may say what the scheme was (X-Forwarded-Proto).
 _REQUEST_REWRITTEN = frozenset(
     {
         b"content-length",
@@ -29,6 +35,8 @@ _REQUEST_REWRITTEN = frozenset(
         b"x-request-id",
         b"x-forwarded-for",
         b"x-forwarded-proto",
+        b"x-forwarded-protocol",
+        b"x-forwarded-ssl",
         b"x-forwarded-host",
     }
 )
@@ -134,9 +142,16 @@ def _listed_in_connection(value: bytes) -> frozenset[bytes] | None:
     return result
 
 
-def response_head(upstream: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None]:
+def response_head(
+    upstream: list[tuple[bytes, bytes]],
+    safe_location: Callable[[bytes], bytes | None] | None = None,
+) -> tuple[bytes, bytes | None]:
     """The upstream's response headers for the client, as header lines, and its
-    Content-Length (the gateway re-frames the body, so both framing headers go)."""
+    Content-Length (the gateway re-frames the body, so both framing headers go).
+
+    `safe_location` rewrites (or, returning None, drops) a Location or Content-Location
+    value: see gateway.location.
+    """
     out: list[bytes] = []
     dropped: frozenset[bytes] | None = None
     length: bytes | None = None
@@ -151,6 +166,11 @@ def response_head(upstream: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | N
         if lowered is _LENGTH:
             length = value
             continue
+        if safe_location is not None and lowered in LOCATION_FIELDS:
+            kept = safe_location(value)
+            if kept is None:
+                continue
+            value = kept
         out += (lowered, b": ", value, b"\r\n")
     if dropped:
         return _without(out, dropped), length

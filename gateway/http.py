@@ -7,8 +7,10 @@ features 140-200 us; nginx 60-110 us. The difference is per-request machinery (a
 an event, message dicts, two writes per response) that a proxy does not need.
 
 One `ClientConnection` per socket. Requests are answered strictly in order (pipelined
-ones wait in `pending`); each complete request goes to the handler (the `Gateway`),
-which answers through `respond` or the `start_stream`/`stream`/`end_stream` trio.
+ones wait in `pending`, a 100 Continue waits for every earlier answer, a refusal comes
+after them); each complete request goes to the handler (the `Gateway`), which answers
+through `respond` or the `start_stream`/`stream`/`end_stream` trio. What the gateway
+refuses beyond what llhttp does (to be never laxer than gunicorn): gateway/rfc9112.py.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from urllib.parse import unquote
 
 import httptools
 
-from .headers import new_request_id, sane_request_id
+from .headers import sane_request_id
+from .rfc9112 import (
+    FORBIDDEN_TRAILERS,
+    absolute_form_authority,
+    expect_status,
+    host_status,
+    parser_error_status,
+    request_line_status,
+    target_status,
+    transfer_coding_status,
+)
 
 log = logging.getLogger("gateway.http")
 
@@ -60,11 +72,20 @@ MAX_HEADER_FIELDS = GUNICORN_LIMIT_REQUEST_FIELDS - ADDED_HEADER_FIELDS
 MAX_HEADER_FIELD_BYTES = GUNICORN_LIMIT_REQUEST_FIELD_SIZE - len(b": \r\n") - FORWARDED_FOR_MARGIN
 
 _NOTED = frozenset(
-    {b"content-length", b"expect", b"x-request-id", b"connection", b"host", b"x-forwarded-for"}
+    {
+        b"content-length",
+        b"content-type",
+        b"expect",
+        b"x-request-id",
+        b"connection",
+        b"host",
+        b"transfer-encoding",
+        b"x-forwarded-for",
+    }
 )
 # A request line in the bytes of a request the parser refused (its target names the
 # API family of the error envelope).
-_REQUEST_LINE = re.compile(rb"(?:^|\n)[!-~]+ (/[^ ?#\r\n]*)")
+_REQUEST_LINE = re.compile(rb"(?:^|\n)[!-~]+[ \t]+(/[^ \t?#\r\n]*)")
 
 
 def _note(request: Request, name: bytes, value: bytes) -> None:
@@ -76,11 +97,23 @@ def _note(request: Request, name: bytes, value: bytes) -> None:
         if request.request_id_in is None:
             request.request_id_in = value
     elif name == b"expect":
-        request.expect = value
+        refusal = expect_status(value)
+        if refusal:
+            request.refusal = request.refusal or refusal
+        else:
+            request.expect_continue = True
     elif name == b"host":
-        if request.host_seen:
+        if request.host is not None:
             request.refusal = 400  # two Hosts: which one routes? (RFC 9112 3.2)
-        request.host_seen = True
+        else:
+            request.host = value
+    elif name == b"content-type":
+        if request.content_type_seen:
+            request.refusal = request.refusal or 400  # a singleton field, as in gunicorn
+        request.content_type_seen = True
+    elif name == b"transfer-encoding":
+        previous = request.transfer_coding
+        request.transfer_coding = value if previous is None else previous + b"," + value
     elif name == b"x-forwarded-for":
         # Joined into one line upstream: it must fit a field as a whole.
         request.forwarded_for_bytes += len(value) + 2
@@ -129,11 +162,14 @@ class Request:
         "body_size",
         "connection",
         "content_length",
+        "content_type_seen",
+        "continue_due",
         "declared_length",
-        "expect",
+        "expect_continue",
+        "field_count",
         "forwarded_for_bytes",
         "headers",
-        "host_seen",
+        "host",
         "http_version",
         "keep_alive",
         "log_path",
@@ -147,6 +183,7 @@ class Request:
         "request_id_in",
         "route",
         "started",
+        "transfer_coding",
         "url",
     )
 
@@ -164,11 +201,17 @@ class Request:
         self.content_length: int | None = None
         # First values of the headers the gateway itself acts on, noted while parsing.
         self.declared_length: bytes | None = None
-        self.expect: bytes | None = None
         self.request_id_in: bytes | None = None
         self.connection: bytes | None = None
-        self.host_seen = False
+        self.host: bytes | None = None
+        self.transfer_coding: bytes | None = None
+        self.content_type_seen = False
         self.forwarded_for_bytes = 0
+        # Header fields received, forwarded or not (gunicorn counts dropped ones too).
+        self.field_count = 0
+        # `Expect: 100-continue`, and whether the 100 waits for earlier answers.
+        self.expect_continue = False
+        self.continue_due = False
         # A status to refuse the request with once its head is parsed (0: none).
         self.refusal = 0
         self.http_version = "1.1"
@@ -231,6 +274,14 @@ class ClientConnection(asyncio.Protocol):
         self.in_head = True
         self.parse_started = 0.0
         self.rejected = False
+        # A refusal that waits for the answers to earlier (pipelined) requests.
+        self.refused: tuple[Request, int] | None = None
+        # The bytes the current head is being read from (its request line is checked
+        # verbatim): the last read, or every read since the head began.
+        self.head_window: bytes | bytearray = b""
+        # The last bytes of the previous request's Content-Length body: the next request
+        # line may follow them directly, not after a line feed.
+        self.body_tail = b""
         self.closed = False
         self.last_seen = time.monotonic()
         self.streaming = False
@@ -255,6 +306,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.in_head:
             self.head_bytes += len(data)
+        self._keep_head_bytes(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -267,12 +319,24 @@ class ClientConnection(asyncio.Protocol):
             log.exception("request parsing failed")  # our bug, not the client's bytes
             self._reject(500, self.parsing)
             return
-        except httptools.HttpParserError:
-            self._reject(400, self._refused_request(data))
+        except httptools.HttpParserError as exc:
+            self._reject(parser_error_status(str(exc)), self._refused_request(data))
             return
         if self.in_head and self.head_bytes > self.limits.max_head:
             # Still no end of headers after this many bytes: refuse before buffering more.
             self._reject(431, self.parsing)
+
+    def _keep_head_bytes(self, data: bytes) -> None:
+        """Remember the bytes a head is read from: the last read alone when a head starts
+        in it (no copy), every read since when a head spans several (bounded: a head over
+        `max_head` bytes is refused)."""
+        if self.parsing is not None and self.in_head:
+            window = self.head_window
+            if isinstance(window, bytes):
+                window = self.head_window = bytearray(window)
+            window += data
+        else:
+            self.head_window = data
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -295,24 +359,52 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.parsing
-        assert request is not None
+        if request is None:
+            return  # the rest of a refused request
         name = name.lower()
-        request.headers.append((name, value))
         size = len(name) + len(value)
         self.head_size += size
+        if not self.in_head:
+            self._on_trailer(request, name)
+            return
+        request.field_count += 1
         if size > MAX_HEADER_FIELD_BYTES:
             request.refusal = request.refusal or 431
+        if b"_" in name:
+            # Dropped, as gunicorn drops them from a client (header_map=drop). Forwarded,
+            # they would come from a proxy gunicorn trusts (127.0.0.1 by default), whose
+            # SCRIPT_NAME and PATH_INFO headers it obeys: `Script_Name: /api/v1` from a
+            # client would re-route the request inside the service.
+            return
+        request.headers.append((name, value))
         if name in _NOTED:
             _note(request, name, value)
 
+    def _on_trailer(self, request: Request, name: bytes) -> None:
+        """A field of a chunked body's trailer section: refused or dropped, never forwarded."""
+        if self.head_size > self.limits.max_head:
+            self._reject(431, request)
+        elif name in FORBIDDEN_TRAILERS:
+            self._reject(400, request)  # as gunicorn: they would change routing or framing
+        # Any other is dropped: the body goes upstream with a Content-Length and no
+        # trailer section, and merging trailers into the header section would let them
+        # skip the checks made on the head (RFC 9110 6.5.2).
+
     def on_headers_complete(self) -> None:
         request = self.parsing
-        assert request is not None
+        if request is None:
+            return
         self.in_head = False
+        if self.rejected:
+            return  # pipelined after a refused request: never answered
         parser = self.parser
         request.method = parser.get_method().decode("ascii")
         request.http_version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
+        refusal = self._framing_refusal(request)
+        if refusal:
+            self._reject(refusal, request)
+            return
         try:
             url = httptools.parse_url(request.url)
         except httptools.HttpParserInvalidURLError:
@@ -328,7 +420,7 @@ class ClientConnection(asyncio.Protocol):
         if (
             request.refusal
             or url_size + len(request.method) > MAX_REQUEST_LINE
-            or len(request.headers) > MAX_HEADER_FIELDS
+            or request.field_count > MAX_HEADER_FIELDS
             or self.head_size + url_size > self.limits.max_head
         ):
             self._reject(self._head_refusal(request), request)
@@ -342,9 +434,39 @@ class ClientConnection(asyncio.Protocol):
             if request.content_length > self.limits.max_body:
                 self._reject(413, request)
                 return
-        expect = request.expect
-        if expect is not None and expect.lower() == b"100-continue" and not self.pending:
-            self.transport.write(CONTINUE)
+        if request.expect_continue and request.http_version == "1.1":
+            # An interim answer must not overtake a final one (responses stay in order):
+            # with an earlier request still being answered, the 100 waits for `_finish`.
+            # HTTP/1.0 clients do not know 100 (RFC 9110 10.1.1: ignore the expectation).
+            if self.active is None and not self.pending:
+                self.transport.write(CONTINUE)
+            else:
+                request.continue_due = True
+
+    def _framing_refusal(self, request: Request) -> int:
+        """The status for a head RFC 9112 or gunicorn would refuse (0: none); an
+        absolute-form target's authority becomes the Host sent upstream."""
+        version = request.http_version
+        refusal = (
+            request_line_status(
+                self.head_window, request.method, request.url, version, self.body_tail
+            )
+            or target_status(request.method, request.url)
+            or host_status(version, request.host)
+        )
+        if not refusal and request.transfer_coding is not None:
+            refusal = transfer_coding_status(request.transfer_coding, version)
+        if refusal or request.url[:1] in (b"/", b"*"):
+            return refusal
+        # RFC 9112 3.2.2: for an absolute-form target the Host header is ignored and
+        # replaced by the target's authority (the gateway forwards origin-form).
+        authority = absolute_form_authority(request.url)
+        if authority is None or host_status(version, authority):
+            return 400
+        request.headers = [(n, v) for n, v in request.headers if n != b"host"]
+        request.headers.append((b"host", authority))
+        request.host = authority
+        return 0
 
     def on_body(self, body: bytes) -> None:
         request = self.parsing
@@ -363,6 +485,8 @@ class ClientConnection(asyncio.Protocol):
         self.parsing = None
         self.in_head = True
         self.head_bytes = 0
+        chunked = request.transfer_coding is not None
+        self.body_tail = request.body[-1][-16:] if request.body and not chunked else b""
         if self.active is None:
             self._start(request)
         else:
@@ -398,21 +522,25 @@ class ClientConnection(asyncio.Protocol):
         return request
 
     def _reject(self, status: int, request: Request | None = None) -> None:
-        """Answer a request the parser or a limit refused, then close the connection."""
+        """Answer a request the parser or a limit refused, then close the connection
+        (once refused, the framing of whatever follows cannot be trusted)."""
         if self.rejected:
             return
         self.rejected = True
         self.parsing = None
-        if request is not None and not request.request_id:
-            request.request_id = sane_request_id(request.request_id_in)
+        target = request or Request(self.peer)
+        target.keep_alive = False
+        if not target.request_id:
+            target.request_id = sane_request_id(target.request_id_in)
         if self.active is None:
-            target = request or Request(self.peer)
-            target.keep_alive = False
-            if not target.request_id:
-                target.request_id = new_request_id()
-            self.active = target
-            self.state.handler.reject(target, self, status)
-        # else: the answer in progress finishes first; `rejected` closes after it.
+            self._answer_refusal(target, status)
+        else:
+            # The answers to earlier requests go first, in order; this one after them.
+            self.refused = (target, status)
+
+    def _answer_refusal(self, request: Request, status: int) -> None:
+        self.active = request
+        self.state.handler.reject(request, self, status)
 
     def respond(
         self,
@@ -495,15 +623,30 @@ class ClientConnection(asyncio.Protocol):
         self.state.on_finish(request, status)
         if self.closed:
             return
+        if request.keep_alive and not self.state.stopping:
+            if self.pending:
+                self.transport.resume_reading()
+                self._start(self.pending.popleft())
+                return
+            if self.refused is not None:
+                refused, self.refused = self.refused, None
+                self._answer_refusal(*refused)
+                return
+            if not self.rejected:
+                self._send_continue_if_due()
+                return
         if self.rejected:
             self._linger()
-            return
-        if not request.keep_alive or self.state.stopping:
+        else:
             self.transport.close()
-            return
-        if self.pending:
-            self.transport.resume_reading()
-            self._start(self.pending.popleft())
+
+    def _send_continue_if_due(self) -> None:
+        """Every earlier answer is out: the request being read may have its 100 now."""
+        request = self.parsing
+        if request is not None and request.continue_due:
+            request.continue_due = False
+            self.parse_started = time.monotonic()  # its wait for our 100 is not slowness
+            self.transport.write(CONTINUE)
 
     def _linger(self) -> None:
         """Close after refusing a request whose body may still be arriving: half-close,

@@ -66,24 +66,31 @@ MESSAGES = {
     405: "Method not allowed",
     413: "Request body too large",
     414: "Request target too long",
+    417: "Expectation failed",
     429: "Too many requests",
     431: "Request header fields too large",
     500: "Internal server error",
+    501: "Transfer coding not implemented",
     502: "Bad gateway",
     504: "Gateway timeout",
+    505: "HTTP version not supported",
 }
+# 5xx statuses that refuse the request itself rather than report a failure upstream.
+_REFUSALS_5XX = frozenset({501, 505})
 
 
 def error_body(family: Family, status: int, message: str | None = None) -> bytes:
     """A gateway-made error in the envelope of `family`.
 
     Sabong status words: "error" when the gateway refused the request itself (400,
-    404, 405, 413, 429, 431, like the API's own auth refusals), "failed" when the
-    forwarded request could not be completed upstream (502, 504, like its own 500).
+    404, 405, 413, 417, 429, 431, 501, 505, like the API's own auth refusals), "failed"
+    when the forwarded request could not be completed upstream (502, 504, like its own
+    500).
     """
     text = message or MESSAGES[status]
     if family is Family.SABONG:
-        return to_json(sabong_body("failed" if status >= 500 else "error", text))
+        failed = status >= 500 and status not in _REFUSALS_5XX
+        return to_json(sabong_body("failed" if failed else "error", text))
     return to_json(k2_body(status, text))
 
 

@@ -4,7 +4,10 @@ Echoes what it received as JSON: its own name, method, raw target, headers (in o
 duplicates kept) and body. Query flags: `sleep=<seconds>` answers late, `hop=1` adds
 hop-by-hop response headers, `status=<code>` picks the status, `size=<n>` answers n
 bytes of a known pattern instead (`chunked=1`: in chunked encoding), `html=1` answers
-an HTML error page like a server refusing the request before its app. Every request id is
+an HTML error page like a server refusing the request before its app, `location=<url>`
+answers 308 with that Location, where `{host}` stands for the Host header received (or,
+without one, this server's own address, as Werkzeug builds it) and `{self}` for this
+server's own address. Every request id is
 appended to `--log` the moment the request is read, so a test can tell which requests
 reached this process before it was killed.
 """
@@ -52,6 +55,9 @@ def make_handler(name: str, log_fd: int | None, idle: float) -> type[BaseHTTPReq
             if "html" in query:
                 self._send_html(status)
                 return
+            if "location" in query:
+                self._send_redirect(query["location"][0])
+                return
             payload = json.dumps(
                 {
                     "server": name,
@@ -85,6 +91,15 @@ def make_handler(name: str, log_fd: int | None, idle: float) -> type[BaseHTTPReq
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
             self.wfile.write(page)
+
+        def _send_redirect(self, template: str) -> None:
+            host, port = self.server.server_address[:2]
+            own = f"{host}:{port}"
+            location = template.replace("{host}", self.headers.get("Host") or own)
+            self.send_response(308)
+            self.send_header("Location", location.replace("{self}", own))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def _send_large(self, size: int, chunked: bool) -> None:
             """`size` bytes of a repeating pattern, framed by length or in chunks."""
