@@ -233,6 +233,11 @@ class AccountStore:
         with self.database.transaction() as conn:
             return conn.execute(IMPORT_CLIENT, _row_params(record)).fetchone() is not None
 
+    def has_client(self, client_uuid: str) -> bool:
+        """True when a client with this id exists."""
+        with self.database.transaction() as conn:
+            return conn.execute(CLIENT_EXISTS, (client_uuid,)).fetchone() is not None
+
     def import_api_key(
         self, client_uuid: str, key_id: str, service_id: str, expires_at: datetime
     ) -> bool | None:

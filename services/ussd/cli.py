@@ -84,7 +84,9 @@ def _list(ctx: UssdContext, args: argparse.Namespace) -> Any:
 
 
 def _import(ctx: UssdContext, args: argparse.Namespace) -> Any:
-    return legacy_import.import_from_redis(ctx.store.redis, ctx.database)
+    return legacy_import.import_from_redis(
+        ctx.store.redis, ctx.database, delete_legacy=args.delete_legacy
+    )
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -109,11 +111,18 @@ def _parser() -> argparse.ArgumentParser:
     reset = _command(commands, "reset-password", _reset, "set a new password")
     reset.add_argument("--password", help="omit to be prompted")
     commands.add_parser("list-clients", help="every client as JSON").set_defaults(command=_list)
-    commands.add_parser(
+    legacy = commands.add_parser(
         "import-from-redis",
         help="one-off: copy the accounts and live API keys the previous version kept in Redis"
-        " into PostgreSQL (safe to repeat; reads Redis, deletes nothing)",
-    ).set_defaults(command=_import)
+        " into PostgreSQL (safe to repeat; only reads Redis without --delete-legacy)",
+    )
+    legacy.add_argument(
+        "--delete-legacy",
+        action="store_true",
+        help="then delete the old Redis records (they hold password hashes) of the clients"
+        " now in PostgreSQL",
+    )
+    legacy.set_defaults(command=_import)
     return parser
 
 

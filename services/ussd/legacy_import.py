@@ -14,7 +14,9 @@ login index points at are imported: any other was unreachable in the previous ve
 creation that failed half-way). API keys still live are imported with their expiry.
 
 Idempotent: a client or key already in PostgreSQL is left exactly as it is (it may have
-been changed since), so the import can be run again. It reads Redis and never deletes.
+been changed since), so the import can be run again. It only reads Redis, unless asked
+(`delete_legacy`) to remove the old records of clients now in PostgreSQL (and their
+index entries): they hold password hashes, and nothing reads them any more.
 """
 
 from __future__ import annotations
@@ -45,36 +47,57 @@ def legacy_client_key(client_uuid: str) -> str:
     return f"ussd:{{{client_uuid[:TAG_LENGTH]}}}:c"
 
 
-def import_from_redis(redis_client: redis_py.Redis, database: Database) -> dict[str, int]:
+def import_from_redis(
+    redis_client: redis_py.Redis, database: Database, delete_legacy: bool = False
+) -> dict[str, int]:
     """Copy the previous version's clients and live API keys into PostgreSQL; the counts."""
     accounts = AccountStore(database)
     counts: Counter[str] = Counter()
-    _import_clients(redis_client, accounts, counts)
+    in_database = _import_clients(redis_client, accounts, counts)
     _import_api_keys(redis_client, accounts, counts)
+    if delete_legacy:
+        counts["legacy_records_deleted"] = _delete_records(redis_client, in_database)
     names = ("imported", "already_present", "skipped")
     report = {f"{kind}_{name}": counts[f"{kind}_{name}"] for kind in ("clients", "api_keys")
               for name in names}  # fmt: skip
     report["clients_unreachable"] = counts["clients_unreachable"]
+    if delete_legacy:
+        report["legacy_records_deleted"] = counts["legacy_records_deleted"]
     return report
 
 
 @translate_errors
 def _import_clients(
     redis_client: redis_py.Redis, accounts: AccountStore, counts: Counter[str]
-) -> None:
+) -> dict[str, str]:
+    """Import what the index reaches; {casefolded username: UUID} of those now in PostgreSQL."""
     index = cast(dict[str, str], redis_client.hgetall(LEGACY_USERS_KEY))
+    in_database = {}
     for name_key, client_uuid in index.items():
         record = _legacy_record(redis_client, name_key, client_uuid)
         if record is None:
             counts["clients_skipped"] += 1
-        elif accounts.import_client(record):
+            continue
+        if accounts.import_client(record):
             counts["clients_imported"] += 1
         else:
             counts["clients_already_present"] += 1
+        if accounts.has_client(client_uuid):  # not so when another id has the username
+            in_database[name_key] = client_uuid
     reachable = {legacy_client_key(client_uuid) for client_uuid in index.values()}
     for key in redis_client.scan_iter(match=LEGACY_CLIENT_PATTERN, count=SCAN_BATCH):
         if key not in reachable:
             counts["clients_unreachable"] += 1
+    return in_database
+
+
+@translate_errors
+def _delete_records(redis_client: redis_py.Redis, in_database: dict[str, str]) -> int:
+    """Delete the old records (and index entries) of clients now in PostgreSQL."""
+    for name_key, client_uuid in in_database.items():
+        redis_client.delete(legacy_client_key(client_uuid))
+        redis_client.hdel(LEGACY_USERS_KEY, name_key)
+    return len(in_database)
 
 
 def _legacy_record(

@@ -39,6 +39,7 @@ API_KEY = "/api/clients/generate-api-key"
 UNAVAILABLE = "Service temporarily unavailable"
 # shared.db waits 2 s for a pooled connection; one request may wait that once.
 BOUND_SECONDS = 4.0
+RECOVERY_BOUND_SECONDS = 15.0
 
 
 def _flushall(redis_client: redis_py.Redis) -> None:
@@ -260,8 +261,13 @@ def test_postgres_down_gives_503_fast_then_recovers(
         assert seconds < BOUND_SECONDS, seconds
     finally:
         own_postgres.start()
-    # The same app, no restart: the pool reconnects by itself.
-    assert login(client, partner.username, PASSWORD).status_code == 200
+    # The same app, no restart: the pool reconnects by itself (psycopg_pool retries with
+    # a backoff, so the first requests after the restart may still get the 503).
+    back_at = time.monotonic()
+    while login(client, partner.username, PASSWORD).status_code != 200:
+        assert time.monotonic() - back_at < RECOVERY_BOUND_SECONDS, "never recovered"
+        time.sleep(0.2)
+    print(f"\nK2 login works again {time.monotonic() - back_at:.2f} s after PostgreSQL is back")
     fresh = new_service_id(client, token)
     assert client.get(ME, headers=bearer(fresh)).status_code == 200
     response = client.post(API_KEY, headers=bearer(token), json={"service_id": fresh})

@@ -171,3 +171,20 @@ def test_import_from_redis_cli_command(
     assert report["clients_imported"] == 1
     token = login(client, "via-cli", PASSWORD).get_json()["data"]["token"]
     assert new_service_id(client, token)
+
+
+def test_delete_legacy_removes_only_records_now_in_postgres(
+    ctx: UssdContext, client: FlaskClient, redis_client: redis_py.Redis, capsys
+) -> None:
+    moved = write_legacy_client(redis_client, ctx, "moved")
+    broken = write_legacy_client(redis_client, ctx, "broken", gen="x")
+    settings = load_settings(ussd_config(ctx.settings.redis_url or ""))
+    assert cli.main(["import-from-redis", "--delete-legacy"], settings=settings) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["clients_imported"] == 1 and report["legacy_records_deleted"] == 1
+    # The moved client's password hash is no longer in Redis; the broken record (not
+    # imported) is left for the operator to look at.
+    assert not redis_client.exists(f"ussd:{{{moved['id'][:8]}}}:c")
+    assert redis_client.exists(f"ussd:{{{broken['id'][:8]}}}:c")
+    assert redis_client.hgetall("ussd:users") == {"broken": broken["id"]}
+    assert login(client, "moved", PASSWORD).status_code == 200
