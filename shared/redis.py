@@ -18,6 +18,8 @@
 Query options are redis-py's URL options (`socket_timeout`, `socket_connect_timeout`,
 `max_connections`, ...) and override this module's defaults, exactly as for `redis://`.
 
+`StoreScript` runs a store's Lua script (EVALSHA, EVAL when the server lacks it).
+
 `connect_async()` is the same for asyncio clients (the gateway). `translate_errors` and
 `is_temporary()` tell outages (unreachable, failover in progress) from programming errors.
 
@@ -29,7 +31,8 @@ name keys with a hash tag (`{client:42}:profile`, `{client:42}:services`) and ch
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
@@ -45,6 +48,7 @@ from redis.connection import parse_url
 from redis.crc import key_slot
 from redis.exceptions import (
     ClusterError,
+    NoScriptError,
     RedisClusterException,
     SlotNotCoveredError,
     TryAgainError,
@@ -340,3 +344,24 @@ def ping(client: redis_py.Redis) -> bool:
         return bool(client.ping())
     except (redis_py.RedisError, RedisClusterException, OSError):
         return False
+
+
+class StoreScript:
+    """A Lua script run with EVALSHA; on NOSCRIPT, EVAL (which caches it on that server).
+
+    redis-py's own `register_script` answers NOSCRIPT with SCRIPT LOAD on every master of
+    a cluster, which fails while any master is down, even one this script never touches;
+    EVAL goes only to the master owning the keys (a promoted replica, a restarted node).
+    A store calls it inside `translate_errors`, like any other command.
+    """
+
+    def __init__(self, client: redis_py.Redis, source: str) -> None:
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+    def __call__(self, keys: Sequence[str], args: Sequence[str | int] = ()) -> Any:
+        try:
+            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return self.client.eval(self.source, len(keys), *keys, *args)

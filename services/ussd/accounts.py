@@ -1,4 +1,9 @@
-"""Client accounts: creation and admin changes (the CLI), and their public JSON form."""
+"""Client accounts: creation and admin changes (the CLI), and their public JSON form.
+
+Accounts live in PostgreSQL (account_store.py). Every admin change also rewrites the
+client's Redis cache entry before it commits, so it takes effect at the next request;
+client_cache.py explains why that order fails closed.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .account_store import iso_utc
 from .context import UssdContext
 from .exceptions import ClientNotFound, InvalidAccountField, UsernameTaken
 from .inputs import MAX_PASSWORD_CHARS, bounded_text
@@ -25,12 +31,8 @@ DEFAULT_ROLE = "client"
 TAG_ATTEMPTS = 5
 
 
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and `Z`, as JavaScript's toISOString() writes it."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def utc_now_iso() -> str:
+    """Now, to the millisecond (what PostgreSQL stores and gives back)."""
     return iso_utc(datetime.now(UTC))
 
 
@@ -76,50 +78,35 @@ def create_client(
     }
     for _ in range(TAG_ATTEMPTS):
         record["id"] = str(uuid.uuid4())
-        if ctx.store.insert_client_record(record):
-            break
-    else:
-        raise InvalidAccountField("could not allocate a unique client id; try again")
-    # The record is written first and the name claimed second: a crash in between leaves
-    # an unreachable record, never a username pointing at nothing.
-    if not ctx.store.claim_username(username, record["id"]):
-        ctx.store.delete_client_record(record["id"])
-        raise UsernameTaken(f"username {username!r} is already taken")
-    return public_user(record)
-
-
-def find_client(ctx: UssdContext, username: str) -> dict[str, str]:
-    """The full record of the client with this username (case-insensitive) or ClientNotFound."""
-    client_uuid = ctx.store.client_uuid_for(username)
-    record = ctx.store.client(client_uuid) if client_uuid else None
-    if record is None:
-        raise ClientNotFound(f"no client with username {username!r}")
-    return record
+        outcome = ctx.accounts.insert_client(record)
+        if outcome.created:
+            return public_user(record)
+        if outcome.username_taken:
+            raise UsernameTaken(f"username {username!r} is already taken")
+    raise InvalidAccountField("could not allocate a unique client id; try again")
 
 
 def set_active(ctx: UssdContext, username: str, active: bool) -> dict[str, Any]:
     """Enable or disable a client. Disabling kills its login JWTs and Service IDs at once."""
-    record = find_client(ctx, username)
-    changes = {"is_active": "1" if active else "0", "updated_at": utc_now_iso()}
-    if not ctx.store.update_client(record["id"], changes, bump_gen=not active):
+    record = ctx.accounts.set_active(username, active, ctx.store.replace_client_cache)
+    if record is None:
         raise ClientNotFound(f"no client with username {username!r}")
-    return public_user({**record, **changes})
+    return public_user(record)
 
 
 def reset_password(ctx: UssdContext, username: str, password: str) -> dict[str, Any]:
     """Set a new password; every login JWT and Service ID issued before stops working."""
     _check_password(password)
-    record = find_client(ctx, username)
-    changes = {"password_hash": hash_password(password, ctx.scrypt), "updated_at": utc_now_iso()}
-    if not ctx.store.update_client(record["id"], changes, bump_gen=True):
+    password_hash = hash_password(password, ctx.scrypt)
+    record = ctx.accounts.set_password_hash(username, password_hash, ctx.store.replace_client_cache)
+    if record is None:
         raise ClientNotFound(f"no client with username {username!r}")
-    return public_user({**record, **changes})
+    return public_user(record)
 
 
 def list_clients(ctx: UssdContext) -> list[dict[str, Any]]:
     """Every client, oldest first."""
-    records = sorted(ctx.store.all_clients(), key=lambda r: (r.get("created_at", ""), r["id"]))
-    return [public_user(record) for record in records]
+    return [public_user(record) for record in ctx.accounts.all_clients()]
 
 
 def _check_fields(username: str, email: str, msisdn: str, role: str) -> None:

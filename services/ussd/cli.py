@@ -1,4 +1,8 @@
-"""Admin CLI for K2 client accounts (there is no sign-up endpoint by design)."""
+"""Admin CLI for K2 client accounts (there is no sign-up endpoint by design).
+
+Accounts live in PostgreSQL (DATABASE_URL); every change also updates the clients' Redis
+cache (REDIS_URL) before it commits, so both must be reachable for a change.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import psycopg
+import psycopg_pool
+
 from shared.config import Settings, load_settings
 from shared.exceptions import ConfigError, PlatformError, StoreUnavailable
 
-from . import accounts
+from . import accounts, legacy_import
 from .context import MISSING_REDIS_URL, UssdContext, build_context
 
 Command = Callable[[UssdContext, argparse.Namespace], Any]
@@ -21,19 +28,37 @@ Command = Callable[[UssdContext, argparse.Namespace], Any]
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     """Run one admin command; prints JSON on success, `error: ...` and exit 1 otherwise."""
     args = _parser().parse_args(argv)
+    ctx = None
     try:
         settings = settings or load_settings()
         if not settings.redis_url:
             raise ConfigError(MISSING_REDIS_URL)
-        result = args.command(build_context(settings), args)
-    except StoreUnavailable:
-        print("error: Redis at REDIS_URL is unreachable; is `make run` up?", file=sys.stderr)
+        ctx = build_context(settings)
+        result = args.command(ctx, args)
+    except StoreUnavailable as exc:
+        print(f"error: {unreachable(exc)}", file=sys.stderr)
         return 1
     except PlatformError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    finally:
+        if ctx is not None:
+            ctx.database.close()
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
+
+
+def unreachable(exc: StoreUnavailable) -> str:
+    """Which store could not be reached, and what became of the command."""
+    if isinstance(exc.__cause__, psycopg.Error | psycopg_pool.PoolTimeout):
+        # A commit cut short may or may not have landed; every command is safe to repeat.
+        return (
+            "PostgreSQL at DATABASE_URL is unreachable; is `make run` up? "
+            "Run the command again once it is back."
+        )
+    # An admin change writes the Redis cache before it commits (client_cache.py): without
+    # Redis it rolls back rather than leave a stale cache serving the old account.
+    return "Redis at REDIS_URL is unreachable; is `make run` up? Nothing was changed."
 
 
 def _create(ctx: UssdContext, args: argparse.Namespace) -> Any:
@@ -58,6 +83,12 @@ def _list(ctx: UssdContext, args: argparse.Namespace) -> Any:
     return accounts.list_clients(ctx)
 
 
+def _import(ctx: UssdContext, args: argparse.Namespace) -> Any:
+    return legacy_import.import_from_redis(
+        ctx.store.redis, ctx.database, delete_legacy=args.delete_legacy
+    )
+
+
 def _password(args: argparse.Namespace) -> str:
     """--password, or a prompt (keeps the password out of shell history and `ps`)."""
     return args.password if args.password is not None else getpass.getpass("Password: ")
@@ -66,7 +97,8 @@ def _password(args: argparse.Namespace) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m services.ussd",
-        description="Manage K2 USSD client accounts. Needs REDIS_URL (environment or .env).",
+        description="Manage K2 USSD client accounts (kept in PostgreSQL). Needs DATABASE_URL"
+        " and REDIS_URL (environment or .env).",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     create = _command(commands, "create-client", _create, "create an active client")
@@ -79,6 +111,18 @@ def _parser() -> argparse.ArgumentParser:
     reset = _command(commands, "reset-password", _reset, "set a new password")
     reset.add_argument("--password", help="omit to be prompted")
     commands.add_parser("list-clients", help="every client as JSON").set_defaults(command=_list)
+    legacy = commands.add_parser(
+        "import-from-redis",
+        help="one-off: copy the accounts and live API keys the previous version kept in Redis"
+        " into PostgreSQL (safe to repeat; only reads Redis without --delete-legacy)",
+    )
+    legacy.add_argument(
+        "--delete-legacy",
+        action="store_true",
+        help="then delete the old Redis records (they hold password hashes) of the clients"
+        " now in PostgreSQL",
+    )
+    legacy.set_defaults(command=_import)
     return parser
 
 

@@ -15,6 +15,7 @@ from shared.db import Database, database_from_settings
 from shared.exceptions import ConfigError
 from shared.tokens import TokenType
 
+from .account_store import AccountStore
 from .passwords import DEFAULT_N, ScryptParams, hash_password
 from .store import UssdStore
 from .token_cache import VerifiedTokens
@@ -23,6 +24,10 @@ LOGIN_TOKEN_TYP = "k2-login+jwt"  # noqa: S105 (a JWT type name, not a secret)
 # The seed's SERVICE_ID header is {"alg":"HS256","typ":"JWT"}; partners may inspect it.
 SERVICE_ID_TYP = "JWT"
 SERVICE_ID_LIFETIME = 3600
+# How long Redis keeps a client record read from PostgreSQL. Admin changes rewrite it at
+# once, so this bounds only memory, and how long a change PostgreSQL refused at commit
+# keeps the client locked out (see client_cache.py).
+DEFAULT_CLIENT_CACHE_TTL = 300
 EXTENSION = "ussd"
 MISSING_REDIS_URL = (
     "REDIS_URL is not set. Start the platform with `make run` and set REDIS_URL to the "
@@ -46,6 +51,7 @@ class UssdContext:
     settings: Settings
     store: UssdStore
     database: Database
+    accounts: AccountStore
     login_token: TokenType
     service_id_token: TokenType
     scrypt: ScryptParams
@@ -60,7 +66,7 @@ class UssdContext:
 
 
 def build_context(settings: Settings) -> UssdContext:
-    """Validate the USSD settings and create the Redis client (connects lazily)."""
+    """Validate the USSD settings and create the Redis and PostgreSQL clients (lazily)."""
     url = settings.redis_url
     if not url:
         raise ConfigError(MISSING_REDIS_URL)
@@ -74,10 +80,13 @@ def build_context(settings: Settings) -> UssdContext:
         LOGIN_TOKEN_TYP, login_key, positive_setting(settings, "USSD_LOGIN_JWT_TTL", 3600)
     )
     service_id_token = TokenType(SERVICE_ID_TYP, service_key, SERVICE_ID_LIFETIME)
+    cache_ttl = positive_setting(settings, "USSD_CLIENT_CACHE_TTL", DEFAULT_CLIENT_CACHE_TTL)
+    database = database_from_settings(settings)
     return UssdContext(
         settings=settings,
-        store=UssdStore(shared_redis.connect(url)),
-        database=database_from_settings(settings),
+        store=UssdStore(shared_redis.connect(url), client_cache_ttl=cache_ttl),
+        database=database,
+        accounts=AccountStore(database),
         login_token=login_token,
         service_id_token=service_id_token,
         verified_login_tokens=VerifiedTokens(login_token),

@@ -51,12 +51,11 @@ def login(ctx: UssdContext, username: str, password: str, address: str) -> dict[
 
 
 def _record_for(ctx: UssdContext, username: str) -> dict[str, str] | None:
-    """The client record for `username`, or None; a half-written record counts as none."""
-    client_uuid = ctx.store.client_uuid_for(username)
-    record = ctx.store.client(client_uuid) if client_uuid else None
-    if record is None or "password_hash" not in record or "gen" not in record:
-        return None
-    return record
+    """The client record for `username` (PostgreSQL, with the password hash), or None.
+
+    Read from PostgreSQL, not the Redis cache: the password hash never leaves the
+    database, and the indexed lookup is nothing next to the hash check that follows."""
+    return ctx.accounts.client_by_username(username)
 
 
 def _upgrade_hash(ctx: UssdContext, record: dict[str, str], password: str) -> None:
@@ -64,7 +63,7 @@ def _upgrade_hash(ctx: UssdContext, record: dict[str, str], password: str) -> No
     if needs_rehash(record["password_hash"], ctx.scrypt):
         with hash_slot(ctx):
             replacement = hash_password(password, ctx.scrypt)
-        ctx.store.upgrade_password_hash(record["id"], record["password_hash"], replacement)
+        ctx.accounts.upgrade_password_hash(record["id"], record["password_hash"], replacement)
 
 
 @contextmanager

@@ -1,14 +1,21 @@
-"""Service IDs: minting, authenticating requests with them, revoking, API keys."""
+"""Service IDs: minting, authenticating requests with them, revoking, API keys.
+
+Each check is one Redis script over the client's cached record and the Service ID (one
+round trip); on a cache miss client_cache.py loads the record and the check runs again.
+"""
 
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.observability import SERVICE_IDS_ISSUED
 
-from .accounts import iso_utc, public_user
+from .account_store import iso_utc
+from .accounts import public_user
+from .client_cache import with_client_cached
 from .context import SERVICE_ID_LIFETIME, UssdContext
 from .credentials import (
     LoginClaims,
@@ -32,26 +39,41 @@ def generate_service_id(ctx: UssdContext, login: LoginClaims) -> str:
     service_id = tagged_uuid(login.client_uuid)
     # One script checks the client is active on the login JWT's generation and records
     # the ID with its TTL; Redis TTL starts after `now`, so it never undercuts `exp`.
-    if not ctx.store.issue_service_id(
-        login.client_uuid, login.gen, service_id, SERVICE_ID_LIFETIME
-    ):
+    issued = with_client_cached(
+        ctx,
+        login.client_uuid,
+        lambda: ctx.store.issue_service_id(
+            login.client_uuid, login.gen, service_id, SERVICE_ID_LIFETIME
+        ),
+        LoginTokenInvalid,
+    )
+    if not issued:
         raise LoginTokenInvalid()
     SERVICE_IDS_ISSUED.inc()
     return issue_service_id(ctx, service_id, now=now)
 
 
 def create_api_key(ctx: UssdContext, login: LoginClaims, service_id_token: str) -> str:
-    """A new API key id linked to the client and its live Service ID; one round trip."""
+    """A new API key id, stored in PostgreSQL linked to the client and its live Service ID."""
     try:
-        service_id: str | None = service_id_claims(ctx, service_id_token).service_id
+        claims: ServiceIdClaims | None = service_id_claims(ctx, service_id_token)
     except (ServiceIdInvalid, ServiceIdExpired):
-        service_id = None  # still ask Redis: a disabled client must hear 401, not 403
-    key_id = tagged_uuid(login.client_uuid)
-    outcome = ctx.store.create_api_key(login.client_uuid, login.gen, service_id, key_id)
+        claims = None  # still ask Redis: a disabled client must hear 401, not 403
+    service_id = claims.service_id if claims else None
+    outcome = with_client_cached(
+        ctx,
+        login.client_uuid,
+        lambda: ctx.store.check_api_key_grant(login.client_uuid, login.gen, service_id),
+        LoginTokenInvalid,
+    )
     if outcome < 0:
         raise LoginTokenInvalid()
-    if outcome == 0:
+    if outcome == 0 or claims is None:
         raise ServiceIdRejected()
+    key_id = str(uuid.uuid4())
+    # The key lives as long as its Service ID: until the SERVICE_ID's own `exp`.
+    expires_at = datetime.fromtimestamp(claims.expires_at, UTC)
+    ctx.accounts.insert_api_key(login.client_uuid, key_id, claims.service_id, expires_at)
     return key_id
 
 
@@ -60,7 +82,12 @@ def authenticate(
 ) -> tuple[ServiceIdClaims, dict[str, str]]:
     """The live Service ID of the header and its client's profile; one round trip."""
     claims = service_id_claims(ctx, bearer_token(authorization))
-    profile = ctx.store.authenticate_service_id(claims.service_id)
+    profile = with_client_cached(
+        ctx,
+        claims.service_id,
+        lambda: ctx.store.authenticate_service_id(claims.service_id),
+        ServiceIdInvalid,
+    )
     if profile is None:
         raise ServiceIdInvalid()
     return claims, profile
@@ -80,7 +107,13 @@ def describe(ctx: UssdContext, authorization: str | None) -> dict[str, Any]:
 def revoke(ctx: UssdContext, authorization: str | None) -> dict[str, Any]:
     """Revoke the presented Service ID at once; one round trip."""
     claims = service_id_claims(ctx, bearer_token(authorization))
-    if not ctx.store.revoke_service_id(claims.service_id):
+    revoked = with_client_cached(
+        ctx,
+        claims.service_id,
+        lambda: ctx.store.revoke_service_id(claims.service_id),
+        ServiceIdInvalid,
+    )
+    if not revoked:
         raise ServiceIdInvalid()
     return {"serviceId": claims.service_id}
 

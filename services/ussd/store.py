@@ -1,30 +1,38 @@
 """Every Redis key and Lua script of the USSD service.
 
-Key scheme (prefix ``ussd:``; ``{...}`` is the Redis Cluster hash tag)::
+Redis holds what expires; the K2 client accounts and API keys themselves live in
+PostgreSQL (services/ussd/account_store.py). Key scheme (prefix ``ussd:``; ``{...}`` is the
+Redis Cluster hash tag)::
 
-    ussd:users              hash    casefolded username -> client UUID (the login index)
-    ussd:{T}:c              hash    the client record (profile, password hash, is_active, gen)
+    ussd:{T}:a              hash    CACHE of the client record (profile, is_active, gen; never
+                                    the password hash), rebuilt from PostgreSQL on a miss;
+                                    TTL USSD_CLIENT_CACHE_TTL. While a miss is being filled
+                                    it holds only ``lease`` (see fill_client_cache); TTL 5 s.
     ussd:{T}:s:<24 hex>     string  a live Service ID; value = the client's `gen` when it was
                                     issued; TTL 3600 s. Missing = unknown, expired or revoked.
-    ussd:{T}:k:<24 hex>     hash    an API key: c = client UUID, s = serviceId; TTL = the
-                                    remaining TTL of its Service ID
     ussd:{lf}:u:<32 hex>    string  failed logins for one username (sha256 of it); TTL = window
     ussd:{lf}:a:<address>   string  failed logins from one source address; TTL = window
 
-``T`` is the first 8 hex digits of the client's UUID and is unique per client (checked
-when the client is created). Service IDs and API key IDs are minted as UUID4s whose first
-8 hex digits are the client's ``T``, so the serviceId alone (the SERVICE_ID payload is
-exactly serviceId/iat/exp) names both its own key and its client's record: every
+``T`` is the first 8 hex digits of the client's UUID and is unique per client (a UNIQUE
+column of k2_clients). Service IDs are minted as UUID4s whose first 8 hex digits are the
+client's ``T``, so the serviceId alone (the SERVICE_ID payload is exactly
+serviceId/iat/exp) names both its own key and its client's cached record: every
 per-request script touches keys of ONE hash slot, and the whole check (client active,
-credential generation, Service ID live) is one round trip, in a cluster too. The remaining
-90 random bits keep serviceIds unguessable; the JWT signature is what authenticates anyway.
+credential generation, Service ID live) is one round trip, in a cluster too. The
+remaining 90 random bits keep serviceIds unguessable; the JWT signature is what
+authenticates anyway.
 
 ``gen`` is bumped when a client is disabled or its password reset. Login JWTs carry the
 ``gen`` they were issued under and Service IDs store it, so those events kill every
 outstanding token of the client at once (re-enabling does not revive them).
 
-The users index and the login-failure counters live in fixed slots: they are touched only
-by logins and admin commands, which the password hash keeps slow anyway.
+Fail closed: a per-request script that finds no cached record answers ``miss`` and never
+accepts; the service then loads the record from PostgreSQL, caches it and runs the script
+again (services/ussd/client_cache.py). The login-failure counters live in a fixed slot:
+they are touched only by logins, which the password hash keeps slow anyway.
+
+(The previous version kept the accounts in Redis: ``ussd:users`` and ``ussd:{T}:c``;
+services/ussd/legacy_import.py reads those once into PostgreSQL.)
 """
 
 from __future__ import annotations
@@ -33,15 +41,19 @@ import hashlib
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeGuard, cast
+from typing import Any, TypeGuard
 
 import redis as redis_py
 
-from shared.redis import translate_errors
+from shared.redis import StoreScript, translate_errors
 
 PREFIX = "ussd:"
-USERS_KEY = "ussd:users"
 TAG_LENGTH = 8
+# What a per-request script answers when the client record is not cached.
+CACHE_MISS = "miss"
+# A fill lease outlives any PostgreSQL read it covers (the statement timeout is 10 s, but
+# a fill read that slow fails anyway); an abandoned lease is gone after this.
+FILL_LEASE_SECONDS = 5
 _ADDRESS = re.compile(r"[0-9A-Fa-f:.]{1,45}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -57,14 +69,18 @@ PROFILE_FIELDS = (
     "created_at",
     "updated_at",
 )
+# What the cache holds: the profile, and the generation the scripts check tokens against.
+CACHED_FIELDS = (*PROFILE_FIELDS, "gen")
 
-# The login JWT's client must exist, be active and still be on the same generation.
+# The login JWT's client must be cached, active and still on the same generation.
 _CHECK_CLIENT = """
 local c = redis.call('HMGET', KEYS[1], 'id', 'is_active', 'gen')
+if not c[3] then return 'miss' end
 if c[1] ~= ARGV[1] or c[2] ~= '1' or c[3] ~= ARGV[2] then return -1 end
 """
 
-# KEYS[1] client record, KEYS[2] new Service ID. ARGV client UUID, gen, ttl seconds.
+# KEYS[1] cached client, KEYS[2] new Service ID. ARGV client UUID, gen, ttl seconds.
+# Returns 'miss', -1 (client refused) or 1 (recorded).
 ISSUE_SERVICE_ID = (
     _CHECK_CLIENT
     + """
@@ -73,56 +89,64 @@ return 1
 """
 )
 
-# KEYS[1] client record; KEYS[2] Service ID and KEYS[3] new API key, both absent when the
-# Service ID has another client's tag. ARGV client UUID, gen, serviceId.
-# Returns -1 login JWT's client refused, 0 Service ID refused, 1 created.
-CREATE_API_KEY = (
+# KEYS[1] cached client; KEYS[2] the Service ID, absent when it has another client's tag.
+# ARGV client UUID, gen. Returns 'miss', -1 login JWT's client refused, 0 Service ID
+# refused, 1 Service ID live (the API key itself is then written to PostgreSQL).
+CHECK_API_KEY_GRANT = (
     _CHECK_CLIENT
     + """
-if #KEYS < 3 or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl <= 0 then return 0 end
-redis.call('HSET', KEYS[3], 'c', ARGV[1], 's', ARGV[3])
-redis.call('PEXPIRE', KEYS[3], ttl)
+if #KEYS < 2 or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 return 1
 """
 )
 
-# A Service ID is live when its key exists and its client is active on the same gen.
+# A Service ID is live when its key exists and its client is active on the same gen. An
+# unknown, expired or revoked one is refused before the client record is even looked at,
+# so it can never cause a PostgreSQL read.
 _CHECK_SERVICE_ID = """
 local g = redis.call('GET', KEYS[2])
 if not g then return false end
 local c = redis.call('HMGET', KEYS[1], 'is_active', 'gen')
+if not c[2] then return 'miss' end
 if c[1] ~= '1' or c[2] ~= g then return false end
 """
 
-# KEYS[1] client record, KEYS[2] Service ID; ARGV profile field names. Nil when refused.
+# KEYS[1] cached client, KEYS[2] Service ID; ARGV profile field names.
+# Returns the profile values, 'miss', or nil when refused.
 AUTHENTICATE_SERVICE_ID = _CHECK_SERVICE_ID + "return redis.call('HMGET', KEYS[1], unpack(ARGV))"
 
-# KEYS as above. Deletes the Service ID; nil when it was not live.
+# KEYS as above. Deletes the Service ID; 'miss', or nil when it was not live.
 REVOKE_SERVICE_ID = _CHECK_SERVICE_ID + "redis.call('DEL', KEYS[2])\nreturn 1"
 
-# KEYS[1] client record; ARGV field/value pairs. Never overwrites (tag collision -> 0).
-CREATE_CLIENT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+# KEYS[1] cached client; ARGV[1] a fresh lease id, ARGV[2] lease seconds.
+# '' when the record is cached (nothing to fill); else the lease to fill under: the one
+# already pending (concurrent misses share it), or ARGV[1], now set.
+BEGIN_FILL = """
+if redis.call('HEXISTS', KEYS[1], 'gen') == 1 then return '' end
+local pending = redis.call('HGET', KEYS[1], 'lease')
+if pending then return pending end
+redis.call('HSET', KEYS[1], 'lease', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return ARGV[1]
+"""
+
+# KEYS[1] cached client; ARGV[1] the lease, ARGV[2] ttl, then field/value pairs.
+# Writes the record only while the lease is still there: an admin write, a FLUSHALL, a
+# failover or an earlier fill since BEGIN_FILL all removed it. Returns 1 written, 0 not.
+FILL = """
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS[1] client record; ARGV field/value pairs to set, then 1 to bump gen (else 0) last.
-UPDATE_CLIENT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local bump = table.remove(ARGV)
-redis.call('HSET', KEYS[1], unpack(ARGV))
-if bump == '1' then redis.call('HINCRBY', KEYS[1], 'gen', 1) end
-return 1
-"""
-
-# KEYS[1] client record; ARGV hash that was verified, its replacement. Compare-and-set,
-# so a login upgrading an old hash can never undo a concurrent password reset.
-UPGRADE_HASH = """
-if redis.call('HGET', KEYS[1], 'password_hash') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'password_hash', ARGV[2])
+# KEYS[1] cached client; ARGV[1] ttl, then field/value pairs. An admin change: replaces
+# whatever is there (a record, a pending fill's lease) unconditionally.
+REPLACE = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
@@ -171,16 +195,18 @@ def same_client_tag(client_uuid: str, tagged: str) -> bool:
     return tagged[:TAG_LENGTH] == client_uuid[:TAG_LENGTH]
 
 
-def client_key(client_uuid: str) -> str:
-    return f"{PREFIX}{{{client_uuid[:TAG_LENGTH]}}}:c"
+def client_cache_key(tagged: str) -> str:
+    """The cached record of the client whose tag `tagged` (its UUID, or a Service ID) has."""
+    return f"{PREFIX}{{{client_tag(tagged)}}}:a"
+
+
+def client_tag(tagged: str) -> str:
+    """The 8-hex-digit tag of a client UUID or of an id minted for it."""
+    return tagged[:TAG_LENGTH]
 
 
 def service_id_key(service_id: str) -> str:
     return _tagged_key("s", service_id)
-
-
-def api_key_key(api_key_id: str) -> str:
-    return _tagged_key("k", api_key_id)
 
 
 def username_field(username: str) -> str:
@@ -205,103 +231,88 @@ def _tagged_key(kind: str, tagged: str) -> str:
     return f"{PREFIX}{{{tagged[:TAG_LENGTH]}}}:{kind}:{tagged[TAG_LENGTH + 1 :].replace('-', '')}"
 
 
-def _pairs(fields: Mapping[str, str]) -> list[str]:
-    return [item for pair in fields.items() for item in pair]
+class ClientNotCached(Exception):
+    """A per-request script found no cached client record. Never an answer on its own:
+    the caller loads the record from PostgreSQL and runs the script again."""
+
+
+def _unless_missed(reply: Any) -> Any:
+    """A script's reply, or ClientNotCached when it says the client is not cached."""
+    if reply == CACHE_MISS:
+        raise ClientNotCached()
+    return reply
+
+
+def _cached_pairs(record: Mapping[str, str]) -> list[str]:
+    """Field/value pairs of what the cache keeps of a record (never the password hash)."""
+    return [item for name in CACHED_FIELDS for item in (name, record.get(name) or "")]
 
 
 class UssdStore:
     """Redis access for the USSD service; Redis outages surface as StoreUnavailable."""
 
-    def __init__(self, client: redis_py.Redis) -> None:
+    def __init__(self, client: redis_py.Redis, client_cache_ttl: int = 300) -> None:
         self.redis = client
-        self._issue_service_id = client.register_script(ISSUE_SERVICE_ID)
-        self._create_api_key = client.register_script(CREATE_API_KEY)
-        self._authenticate_service_id = client.register_script(AUTHENTICATE_SERVICE_ID)
-        self._revoke_service_id = client.register_script(REVOKE_SERVICE_ID)
-        self._create_client = client.register_script(CREATE_CLIENT)
-        self._update_client = client.register_script(UPDATE_CLIENT)
-        self._upgrade_password_hash = client.register_script(UPGRADE_HASH)
-        self._login_wait = client.register_script(LOGIN_WAIT)
-        self._login_failed = client.register_script(LOGIN_FAILED)
+        self.client_cache_ttl = client_cache_ttl
+        self._issue_service_id = StoreScript(client, ISSUE_SERVICE_ID)
+        self._check_api_key_grant = StoreScript(client, CHECK_API_KEY_GRANT)
+        self._authenticate_service_id = StoreScript(client, AUTHENTICATE_SERVICE_ID)
+        self._revoke_service_id = StoreScript(client, REVOKE_SERVICE_ID)
+        self._begin_fill = StoreScript(client, BEGIN_FILL)
+        self._fill = StoreScript(client, FILL)
+        self._replace = StoreScript(client, REPLACE)
+        self._login_wait = StoreScript(client, LOGIN_WAIT)
+        self._login_failed = StoreScript(client, LOGIN_FAILED)
 
-    # -- clients ---------------------------------------------------------------------
-
-    @translate_errors
-    def insert_client_record(self, record: Mapping[str, str]) -> bool:
-        """Write a new client record; False when its tag is already taken (pick another id)."""
-        return bool(self._create_client(keys=[client_key(record["id"])], args=_pairs(record)))
+    # -- the client cache (services/ussd/client_cache.py says when each is used) -----
 
     @translate_errors
-    def claim_username(self, username: str, client_uuid: str) -> bool:
-        """Point the username at the client; False when the name is already taken."""
-        return bool(self.redis.hsetnx(USERS_KEY, username_field(username), client_uuid))
+    def begin_client_fill(self, tag: str, lease: str) -> str:
+        """'' when the client is cached; else the lease a fill must be written under."""
+        reply: str = self._begin_fill(
+            keys=[client_cache_key(tag)], args=[lease, FILL_LEASE_SECONDS]
+        )
+        return reply
 
     @translate_errors
-    def delete_client_record(self, client_uuid: str) -> None:
-        """Remove a record whose username claim failed (it was never reachable)."""
-        self.redis.delete(client_key(client_uuid))
+    def fill_client_cache(self, record: Mapping[str, str], lease: str) -> bool:
+        """Cache a record read from PostgreSQL, unless anything was written since `lease`."""
+        args: list[str | int] = [lease, self.client_cache_ttl, *_cached_pairs(record)]
+        return bool(self._fill(keys=[client_cache_key(record["id"])], args=args))
 
     @translate_errors
-    def client_uuid_for(self, username: str) -> str | None:
-        # decode_responses=True (shared.redis.connect): replies are str, never bytes.
-        return cast(str | None, self.redis.hget(USERS_KEY, username_field(username)))
+    def replace_client_cache(self, record: Mapping[str, str]) -> None:
+        """Cache an admin change's record over whatever is cached (pending fills fail)."""
+        args: list[str | int] = [self.client_cache_ttl, *_cached_pairs(record)]
+        self._replace(keys=[client_cache_key(record["id"])], args=args)
 
-    @translate_errors
-    def client(self, client_uuid: str) -> dict[str, str] | None:
-        """The full client record (with password hash), or None."""
-        record = cast(dict[str, str], self.redis.hgetall(client_key(client_uuid)))
-        return record or None
-
-    @translate_errors
-    def all_clients(self) -> list[dict[str, str]]:
-        """Every client reachable from the users index."""
-        client_uuids = cast(list[str], self.redis.hvals(USERS_KEY))
-        pipe = self.redis.pipeline(transaction=False)
-        for client_uuid in client_uuids:
-            pipe.hgetall(client_key(client_uuid))
-        return [cast(dict[str, str], record) for record in pipe.execute() if record]
-
-    @translate_errors
-    def update_client(self, client_uuid: str, fields: Mapping[str, str], bump_gen: bool) -> bool:
-        """Set fields of an existing client, optionally killing its tokens; False if absent."""
-        args = [*_pairs(fields), "1" if bump_gen else "0"]
-        return bool(self._update_client(keys=[client_key(client_uuid)], args=args))
-
-    @translate_errors
-    def upgrade_password_hash(self, client_uuid: str, verified: str, replacement: str) -> bool:
-        keys = [client_key(client_uuid)]
-        return bool(self._upgrade_password_hash(keys=keys, args=[verified, replacement]))
-
-    # -- Service IDs and API keys ----------------------------------------------------
+    # -- Service IDs and API keys: each raises ClientNotCached on a cache miss -------
 
     @translate_errors
     def issue_service_id(self, client_uuid: str, gen: int, service_id: str, ttl: int) -> bool:
         """Record a Service ID if the client is active on `gen`; one round trip."""
-        keys = [client_key(client_uuid), service_id_key(service_id)]
-        return bool(self._issue_service_id(keys=keys, args=[client_uuid, gen, ttl]) == 1)
+        keys = [client_cache_key(client_uuid), service_id_key(service_id)]
+        reply = _unless_missed(self._issue_service_id(keys=keys, args=[client_uuid, gen, ttl]))
+        return bool(reply == 1)
 
     @translate_errors
-    def create_api_key(
-        self, client_uuid: str, gen: int, service_id: str | None, key_id: str
-    ) -> int:
-        """-1 client refused, 0 Service ID refused, 1 created; one round trip.
+    def check_api_key_grant(self, client_uuid: str, gen: int, service_id: str | None) -> int:
+        """-1 client refused, 0 Service ID refused, 1 the Service ID is live; one round trip.
 
         A Service ID that is None (not genuine) or has another client's tag is refused
         without touching its key, which may live in another hash slot.
         """
-        keys = [client_key(client_uuid)]
+        keys = [client_cache_key(client_uuid)]
         if service_id is not None and same_client_tag(client_uuid, service_id):
-            keys += [service_id_key(service_id), api_key_key(key_id)]
-        args: list[str | int] = [client_uuid, gen, service_id or ""]
-        result: int = self._create_api_key(keys=keys, args=args)
-        return result
+            keys.append(service_id_key(service_id))
+        return int(_unless_missed(self._check_api_key_grant(keys=keys, args=[client_uuid, gen])))
 
     @translate_errors
     def authenticate_service_id(self, service_id: str) -> dict[str, str] | None:
         """The client profile when the Service ID is live, else None; one round trip."""
-        keys = [client_key(service_id), service_id_key(service_id)]
-        values: Sequence[Any] | None = self._authenticate_service_id(
-            keys=keys, args=list(PROFILE_FIELDS)
+        keys = [client_cache_key(service_id), service_id_key(service_id)]
+        values: Sequence[Any] | None = _unless_missed(
+            self._authenticate_service_id(keys=keys, args=list(PROFILE_FIELDS))
         )
         if values is None:
             return None
@@ -310,8 +321,8 @@ class UssdStore:
     @translate_errors
     def revoke_service_id(self, service_id: str) -> bool:
         """Delete a live Service ID at once; False when it was not live."""
-        keys = [client_key(service_id), service_id_key(service_id)]
-        return bool(self._revoke_service_id(keys=keys) == 1)
+        keys = [client_cache_key(service_id), service_id_key(service_id)]
+        return bool(_unless_missed(self._revoke_service_id(keys=keys)) == 1)
 
     # -- login throttling ------------------------------------------------------------
 

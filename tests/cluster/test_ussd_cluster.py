@@ -20,9 +20,10 @@ def test_memory_per_live_service_id_in_a_cluster(
 ) -> None:
     ussd = store.UssdStore(cluster_client)
     client_uuid = str(uuid.uuid4())
-    assert ussd.insert_client_record({"id": client_uuid, "is_active": "1", "gen": "1"})
+    ussd.replace_client_cache({"id": client_uuid, "is_active": "1", "gen": "1"})
     # Every Service ID of a client shares its slot, so one master holds them all.
-    owner = redis_cluster.master_for_slot(shared_redis.hash_slot(store.client_key(client_uuid)))
+    slot = shared_redis.hash_slot(store.client_cache_key(client_uuid))
+    owner = redis_cluster.master_for_slot(slot)
     server = redis_py.Redis(host=owner.host, port=owner.port)
     count = 5000
     try:

@@ -107,10 +107,32 @@ def test_missing_redis_url_says_what_to_do(capsys) -> None:
     assert code == 1 and "REDIS_URL" in err and "make run" in err
 
 
-def test_unreachable_redis_is_a_clear_error(capsys) -> None:
+def test_unreachable_redis_changes_nothing(redis_url: str, capsys, partner, db) -> None:
+    # The change must reach the Redis cache before it commits, or a cache that comes back
+    # would keep serving the old account: without Redis it is refused, not half-applied.
     settings = load_settings(ussd_config("redis://127.0.0.1:1/0"))
+    code = cli.main(["disable-client", "--username", partner.username], settings=settings)
+    err = capsys.readouterr().err
+    assert code == 1 and "Redis" in err and "unreachable" in err and "Nothing was changed" in err
+    (active, gen) = db.execute("SELECT is_active, gen FROM k2_clients").fetchone()
+    assert (active, gen) == (True, 1)
+
+
+def test_unreachable_postgres_is_a_clear_error(redis_url: str, capsys) -> None:
+    settings = load_settings(
+        ussd_config(redis_url, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    )
     code = cli.main(["list-clients"], settings=settings)
-    assert code == 1 and "unreachable" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 1 and "PostgreSQL" in err and "unreachable" in err
+    assert "nobody" not in err  # the URL (it may carry a password) is not printed
+
+
+def test_missing_database_url_says_what_to_do(redis_url: str, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("DATABASE_URL")
+    code = cli.main(["list-clients"], settings=load_settings(ussd_config(redis_url)))
+    err = capsys.readouterr().err
+    assert code == 1 and "DATABASE_URL" in err
 
 
 def test_python_dash_m_create_client(redis_url: str, tmp_path: Path, client: FlaskClient) -> None:

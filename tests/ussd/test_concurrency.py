@@ -49,7 +49,7 @@ def all_at_once(count: int, call: Any) -> list[tuple[int, dict[str, Any]]]:
 
 
 def test_50_concurrent_logins_for_one_client_all_succeed(
-    ussd_server: str, partner: Partner, redis_client: redis_py.Redis
+    ussd_server: str, partner: Partner, db
 ) -> None:
     credentials = {"username": partner.username, "password": partner.password}
     results = all_at_once(
@@ -58,7 +58,9 @@ def test_50_concurrent_logins_for_one_client_all_succeed(
     assert [status for status, _ in results] == [200] * CONCURRENCY, results[:3]
     assert all(body["data"]["user"]["id"] == partner.record["id"] for _, body in results)
     # The server's cost (N=1024) replaced the cheap test hash exactly as a compare-and-set.
-    stored = redis_client.hget(store.client_key(partner.record["id"]), "password_hash")
+    (stored,) = db.execute(
+        "SELECT password_hash FROM k2_clients WHERE id = %s", (partner.record["id"],)
+    ).fetchone()
     assert stored.startswith("scrypt$1024$")
     assert request(ussd_server, "POST", "/api/auth/login", credentials)[0] == 200
 

@@ -14,7 +14,15 @@ from services.ussd import login as login_module
 from services.ussd.context import EXTENSION
 from shared import tokens
 
-from .helpers import PASSWORD, Partner, assert_envelope, jwt_parts, login
+from .helpers import (
+    PASSWORD,
+    Partner,
+    assert_envelope,
+    jwt_parts,
+    login,
+    login_token,
+    new_service_id,
+)
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -111,28 +119,30 @@ def test_disabled_account_with_wrong_password_is_plain_401(
 
 
 def test_password_is_never_stored_in_clear(
-    client: FlaskClient, partner: Partner, redis_client: redis_py.Redis
+    client: FlaskClient, partner: Partner, redis_client: redis_py.Redis, db
 ) -> None:
     login(client, partner.username, partner.password)
     login(client, partner.username, "another secret guess")
+    new_service_id(client, login_token(client, partner))  # the client record is cached too
     stored = _every_stored_string(redis_client)
     assert stored, "nothing stored?"
     assert not any(partner.password in value for value in stored)
     assert not any("another secret guess" in value for value in stored)
-    record = redis_client.hgetall(f"ussd:{{{partner.record['id'][:8]}}}:c")
-    assert record["password_hash"].startswith("scrypt$16$8$1$")
+    # The hash stays in PostgreSQL: Redis (the cache included) never holds it.
+    assert not any(value.startswith("scrypt$") for value in stored)
+    (password_hash,) = db.execute("SELECT password_hash FROM k2_clients").fetchone()
+    assert password_hash.startswith("scrypt$16$8$1$")
+    assert partner.password not in password_hash
 
 
-def test_stored_hash_is_upgraded_when_the_cost_is_raised(
-    make_app, redis_url: str, redis_client: redis_py.Redis
-) -> None:
+def test_stored_hash_is_upgraded_when_the_cost_is_raised(make_app, db) -> None:
     old = make_app()
     record = accounts.create_client(old.extensions[EXTENSION], "upgrade", PASSWORD)
-    key = f"ussd:{{{record['id'][:8]}}}:c"
-    assert redis_client.hget(key, "password_hash").startswith("scrypt$16$")
+    query = "SELECT password_hash FROM k2_clients WHERE id = %s"
+    assert db.execute(query, (record["id"],)).fetchone()[0].startswith("scrypt$16$")
     new = make_app(USSD_SCRYPT_N="32")
     assert login(new.test_client(), "upgrade", PASSWORD).status_code == 200
-    assert redis_client.hget(key, "password_hash").startswith("scrypt$32$")
+    assert db.execute(query, (record["id"],)).fetchone()[0].startswith("scrypt$32$")
     assert login(new.test_client(), "upgrade", PASSWORD).status_code == 200
 
 

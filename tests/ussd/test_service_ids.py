@@ -202,7 +202,7 @@ def test_tampered_tokens_are_refused(client: FlaskClient, partner, make_partner)
 
 
 def test_generate_api_key_links_key_to_client_and_service_id(
-    client: FlaskClient, partner, redis_client: redis_py.Redis
+    client: FlaskClient, partner, db
 ) -> None:
     token = login_token(client, partner)
     service_id = new_service_id(client, token)
@@ -212,8 +212,14 @@ def test_generate_api_key_links_key_to_client_and_service_id(
     assert body["status"] == 201 and body["message"] == "API Key created"
     key_id = body["data"]["id"]
     assert str(uuid.UUID(key_id)) == key_id and list(body["data"]) == ["id"]
-    stored = redis_client.hgetall(f"ussd:{{{key_id[:8]}}}:k:{key_id[9:].replace('-', '')}")
-    assert stored == {"c": partner.record["id"], "s": jwt_parts(service_id)[1]["serviceId"]}
+    # A durable record in PostgreSQL, expiring with its Service ID.
+    stored = db.execute(
+        "SELECT client::text, service_id::text, extract(epoch FROM expires_at)::bigint"
+        " FROM k2_api_keys WHERE id = %s",
+        (key_id,),
+    ).fetchall()
+    payload = jwt_parts(service_id)[1]
+    assert stored == [(partner.record["id"], payload["serviceId"], payload["exp"])]
 
 
 @pytest.mark.parametrize(

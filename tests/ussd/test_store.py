@@ -10,9 +10,11 @@ from flask.testing import FlaskClient
 from redis.crc import key_slot
 
 from services.ussd import store
-from services.ussd.store import UssdStore
+from services.ussd.client_cache import load_into_cache
+from services.ussd.store import ClientNotCached, UssdStore
+from shared import tokens
 
-from .helpers import bearer, jwt_parts, login, login_token, new_service_id
+from .helpers import assert_envelope, bearer, jwt_parts, login, login_token, new_service_id
 
 # SPEC section 6: Redis memory per live Service ID <= 200 bytes.
 MAX_BYTES_PER_SERVICE_ID = 200
@@ -21,14 +23,12 @@ MAX_BYTES_PER_SERVICE_ID = 200
 def test_every_per_request_script_stays_in_one_hash_slot() -> None:
     client_uuid = str(uuid.uuid4())
     service_id = store.tagged_uuid(client_uuid)
-    api_key = store.tagged_uuid(client_uuid)
     slots = {
         key_slot(key.encode())
         for key in (
-            store.client_key(client_uuid),
+            store.client_cache_key(client_uuid),
             store.service_id_key(service_id),
-            store.api_key_key(api_key),
-            store.client_key(service_id),  # the record found from the serviceId alone
+            store.client_cache_key(service_id),  # the record found from the serviceId alone
         )
     }
     assert len(slots) == 1
@@ -45,29 +45,39 @@ def test_tagged_ids_are_uuid4_and_keys_are_prefixed() -> None:
     minted = store.tagged_uuid(client_uuid)
     assert uuid.UUID(minted).version == 4 and minted[:8] == client_uuid[:8]
     assert minted != store.tagged_uuid(client_uuid)
-    for key in (store.client_key(client_uuid), store.service_id_key(minted), store.USERS_KEY):
+    for key in (store.client_cache_key(client_uuid), store.service_id_key(minted)):
         assert key.startswith("ussd:")
 
 
-def test_every_key_that_should_expire_has_a_ttl(
-    client: FlaskClient, partner, redis_client: redis_py.Redis
-) -> None:
+def test_every_key_has_a_ttl(client: FlaskClient, partner, redis_client: redis_py.Redis) -> None:
+    # Accounts and API keys are in PostgreSQL; everything in Redis expires, the client
+    # cache included.
     token = login_token(client, partner)
     service_id = new_service_id(client, token)
     client.post("/api/clients/generate-api-key", headers=bearer(token),
                 json={"service_id": service_id})  # fmt: skip
     login(client, partner.username, "wrong password")
-    permanent = {store.USERS_KEY, store.client_key(partner.record["id"])}
     keys = set(redis_client.scan_iter("*"))
-    assert permanent < keys
-    for key in keys - permanent:
+    assert store.client_cache_key(partner.record["id"]) in keys
+    for key in keys:
         assert redis_client.ttl(key) > 0, key
+
+
+def test_client_cache_lives_for_the_configured_ttl(
+    make_app, make_partner, redis_client: redis_py.Redis
+) -> None:
+    app = make_app(USSD_CLIENT_CACHE_TTL="42")
+    partner = make_partner()
+    client = app.test_client()
+    new_service_id(client, login_token(client, partner))
+    assert 40 <= redis_client.ttl(store.client_cache_key(partner.record["id"])) <= 42
 
 
 @pytest.mark.single_redis("INFO memory of one server; a cluster node also indexes keys by slot")
 def test_service_id_memory_is_at_most_200_bytes(redis_url: str, ctx, partner) -> None:
     redis_store: UssdStore = ctx.store
     client_uuid = partner.record["id"]
+    assert load_into_cache(ctx, client_uuid)
     count = 5_000  # a stable average in ~1 s (20k gave the same figure, seconds slower)
     before = redis_store.redis.info("memory")["used_memory"]
     for _ in range(count):
@@ -78,9 +88,19 @@ def test_service_id_memory_is_at_most_200_bytes(redis_url: str, ctx, partner) ->
     assert per_id <= MAX_BYTES_PER_SERVICE_ID
 
 
-def test_service_id_for_a_missing_client_is_refused(ctx) -> None:
+def test_a_cache_miss_never_issues_a_service_id(ctx, partner) -> None:
+    client_uuid = partner.record["id"]
+    with pytest.raises(ClientNotCached):
+        ctx.store.issue_service_id(client_uuid, 1, store.tagged_uuid(client_uuid), 3600)
+    assert not list(ctx.store.redis.scan_iter("ussd:*:s:*"))
+
+
+def test_service_id_for_a_missing_client_is_refused(client: FlaskClient, ctx) -> None:
     ghost = str(uuid.uuid4())
-    assert not ctx.store.issue_service_id(ghost, 1, store.tagged_uuid(ghost), 3600)
+    token = tokens.issue(ctx.login_token, {"sub": ghost, "gen": 1})
+    response = client.post("/api/clients/generate-service-id", headers=bearer(token))
+    assert_envelope(response, 401, "Invalid JWT token")
+    assert not list(ctx.store.redis.scan_iter("ussd:*:s:*"))
 
 
 def test_service_ids_of_two_clients_resolve_to_their_own_records(

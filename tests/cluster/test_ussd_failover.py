@@ -1,0 +1,89 @@
+"""The USSD service on a Redis Cluster with a master down that none of its keys live on.
+
+Every USSD script keeps its keys in one slot and runs through shared.redis.StoreScript:
+EVALSHA, and EVAL on NOSCRIPT, both sent only to the master owning those keys. redis-py's
+own `register_script` answers NOSCRIPT with SCRIPT LOAD on every master, so a node that
+has not seen a script yet (a restart, a promoted replica, a fresh one) would make every
+request fail while any other master is down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_py
+from flask.testing import FlaskClient
+
+from services.ussd import accounts, create_app
+from services.ussd.context import EXTENSION, UssdContext
+from services.ussd.store import client_cache_key, username_failures_key
+from shared import redis as shared_redis
+from shared.cluster import LocalRedisCluster
+from tests.ussd.conftest import ussd_config
+from tests.ussd.helpers import PASSWORD, Partner, bearer, login_token, new_service_id
+
+
+@pytest.fixture
+def cluster_without_replicas(tmp_path: Path) -> Iterator[LocalRedisCluster]:
+    """3 masters and no replica: a killed master stays down for the whole test."""
+    with LocalRedisCluster(tmp_path / "cluster", masters=3, replicas_per_master=0) as cluster:
+        yield cluster
+
+
+def _k2_flow(client: FlaskClient, token: str) -> list[int]:
+    """Statuses of every Service-ID endpoint, in order, for one login JWT."""
+    service_id = new_service_id(client, token)
+    return [
+        client.get("/api/clients/me", headers=bearer(service_id)).status_code,
+        client.post("/api/clients/generate-api-key", headers=bearer(token),
+                    json={"service_id": service_id}).status_code,
+        client.post("/api/clients/revoke-service-id", headers=bearer(service_id)).status_code,
+    ]  # fmt: skip
+
+
+def _owner_port(cluster: LocalRedisCluster, key: str) -> int:
+    return cluster.master_for_slot(shared_redis.hash_slot(key)).port
+
+
+def test_ussd_requests_succeed_while_an_unrelated_master_is_down(
+    cluster_without_replicas: LocalRedisCluster,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster = cluster_without_replicas
+    monkeypatch.setenv("DOTENV_PATH", str(tmp_path / ".env"))
+    app = create_app(ussd_config(cluster.url))
+    ctx: UssdContext = app.extensions[EXTENSION]
+    client = app.test_client()
+    partner = Partner("failover", PASSWORD, accounts.create_client(ctx, "failover", PASSWORD))
+    token = login_token(client, partner)
+    used = {
+        _owner_port(cluster, client_cache_key(partner.record["id"])),
+        _owner_port(cluster, username_failures_key(partner.username)),
+    }
+    victim = next(node for node in cluster.master_nodes() if node.port not in used)
+    owner = cluster.node_at(_owner_port(cluster, client_cache_key(partner.record["id"])))
+    # The client's master has never run the scripts: the first call of each meets NOSCRIPT.
+    with redis_py.Redis(host=owner.host, port=owner.port) as plain:
+        plain.script_flush()
+    victim.stop(kill=True)
+
+    assert _k2_flow(client, token) == [200, 201, 200]
+    # Later, once the cluster has marked the node failed, and after a login too.
+    time.sleep(cluster.node_timeout_ms / 1000 * 3)
+    assert _k2_flow(client, login_token(client, partner)) == [200, 201, 200]
+    # The harness does reproduce the failure StoreScript avoids: register_script's
+    # NOSCRIPT fallback (SCRIPT LOAD on every master) fails with the victim down.
+    raw = shared_redis.connect(cluster.url)
+    try:
+        with redis_py.Redis(host=owner.host, port=owner.port) as plain:
+            plain.script_flush()
+        script = raw.register_script("return redis.call('EXISTS', KEYS[1])")
+        with pytest.raises((redis_py.RedisError, redis_py.exceptions.RedisClusterException)):
+            script(keys=[client_cache_key(partner.record["id"])])
+    finally:
+        raw.close()
