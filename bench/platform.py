@@ -31,7 +31,7 @@ def bench_secrets() -> dict[str, str]:
 
 
 class Platform:
-    """Redis, ussd, sabong and gateway as real processes; a context manager."""
+    """Redis, ussd, its login pool, sabong and gateway as real processes; a context manager."""
 
     def __init__(
         self,
@@ -56,9 +56,11 @@ class Platform:
             "BIND_HOST": HOST,
             "REDIS_URL": self.redis.url,
             "USSD_PORT": str(self.ports["ussd"]),
+            "USSD_LOGIN_PORT": str(self.ports["ussd-login"]),
             "SABONG_PORT": str(self.ports["sabong"]),
             "GATEWAY_PORT": str(self.ports["gateway"]),
             "GATEWAY_USSD_UPSTREAMS": f"{HOST}:{self.ports['ussd']}",
+            "GATEWAY_USSD_LOGIN_UPSTREAMS": f"{HOST}:{self.ports['ussd-login']}",
             "GATEWAY_SABONG_UPSTREAMS": f"{HOST}:{self.ports['sabong']}",
             # Measured, not limited: the gateway's rate limit would refuse most of the load.
             "GATEWAY_RATE_LIMIT": "0",
@@ -93,7 +95,7 @@ class Platform:
         return {component: self.command(component) for component in serve.COMPONENTS}
 
     def start(self) -> Platform:
-        """Start Redis and the three components; return once every one is ready."""
+        """Start Redis and every component; return once every one is ready."""
         settings = self.settings
         env = {**os.environ, **self.values}
         self.children = [Child.for_redis(self.redis, env)]

@@ -40,10 +40,13 @@ def locations(settings: Settings, data: Path, redis_url: str, embedded: bool) ->
     redis_note = (
         f"embedded, AOF on, data in {data / 'redis'}" if embedded else "external (REDIS_URL)"
     )
-    logs = ", ".join(str(data / "log" / f"{c}.log") for c in ("ussd", "sabong", "gateway"))
+    logs = ", ".join(
+        str(data / "log" / f"{c}.log") for c in ("ussd", "ussd-login", "sabong", "gateway")
+    )
     rows = [
         ("Gateway (public entry)", f"{url_of('gateway', settings)}   (/healthz, /readyz)"),
         ("K2 USSD service", f"{url_of('ussd', settings)}   (direct, bypasses the gateway)"),
+        ("K2 USSD login pool", f"{url_of('ussd-login', settings)}   (serves POST /api/auth/login)"),
         ("Sabong service", f"{url_of('sabong', settings)}   (direct, bypasses the gateway)"),
         ("REDIS_URL", f"{redact_url(redis_url)}   ({redis_note})"),
         ("Logs", logs),

@@ -20,7 +20,7 @@ from shared.exceptions import ConfigError
 
 from . import banner
 from .children import Child, StartupError, port_in_use, probe_host, redact_url
-from .serve import COMPONENTS, bind_address, bind_host, port
+from .serve import COMPONENTS, bind_address, bind_host, port, port_setting
 
 DEFAULT_REDIS_PORT = 6390  # not 6379, so a system Redis on the default port is never touched
 DEFAULT_READY_TIMEOUT = 60.0
@@ -75,6 +75,10 @@ def children_env(settings: Settings, redis_url: str, data: Path) -> dict[str, st
             "GATEWAY_USSD_UPSTREAMS": settings.get(
                 "GATEWAY_USSD_UPSTREAMS", bind_address(host, port("ussd", settings))
             ),
+            # The USSD login pool: the gateway sends `POST /api/auth/login` there.
+            "GATEWAY_USSD_LOGIN_UPSTREAMS": settings.get(
+                "GATEWAY_USSD_LOGIN_UPSTREAMS", bind_address(host, port("ussd-login", settings))
+            ),
             "GATEWAY_SABONG_UPSTREAMS": settings.get(
                 "GATEWAY_SABONG_UPSTREAMS", bind_address(host, port("sabong", settings))
             ),
@@ -109,7 +113,7 @@ def build_children(settings: Settings, data: Path) -> tuple[list[Child], str, Em
 
 def check_ports(settings: Settings, redis: EmbeddedRedis | None) -> None:
     """Refuse to start when a port is taken, naming it and the setting that moves it."""
-    wanted = {f"{c.upper()}_PORT": (bind_host(settings), port(c, settings)) for c in COMPONENTS}
+    wanted = {port_setting(c): (bind_host(settings), port(c, settings)) for c in COMPONENTS}
     if redis is not None:
         wanted["REDIS_PORT"] = (redis.host, redis.port)
     for name, (host, number) in wanted.items():
@@ -152,7 +156,7 @@ def supervise(children: list[Child], stop: StopFlag) -> None:
 
 def stop_all(children: list[Child], stop: StopFlag, grace: float) -> None:
     """Stop in stages: the gateway (no new requests), the services, then Redis."""
-    stages = (("gateway",), ("ussd", "sabong"), ("redis",))
+    stages = (("gateway",), ("ussd", "ussd-login", "sabong"), ("redis",))
     for names in stages:
         stop_stage([child for child in children if child.name in names], stop, grace)
 

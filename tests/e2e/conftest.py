@@ -33,6 +33,7 @@ INHERITED_BLOCKLIST = {
     "SABONG_LOGIN_BASE_URL",
     "SABONG_APP_URL",
     "GATEWAY_USSD_UPSTREAMS",
+    "GATEWAY_USSD_LOGIN_UPSTREAMS",
     "GATEWAY_SABONG_UPSTREAMS",
     "BIND_HOST",
     *SECRET_NAMES,
@@ -42,25 +43,26 @@ _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass
 class RunPorts:
-    """The four ports one isolated `make run` uses."""
+    """The five ports one isolated `make run` uses."""
 
     redis: int
     ussd: int
     sabong: int
     gateway: int
+    ussd_login: int
 
     @classmethod
     def allocate(cls) -> RunPorts:
-        """Four distinct ports that are free right now."""
+        """Five distinct ports that are free right now."""
         ports: list[int] = []
-        while len(ports) < 4:
+        while len(ports) < 5:
             candidate = free_port()
             if candidate not in ports:
                 ports.append(candidate)
         return cls(*ports)
 
     def all(self) -> list[int]:
-        return [self.redis, self.ussd, self.sabong, self.gateway]
+        return [self.redis, self.ussd, self.sabong, self.gateway, self.ussd_login]
 
 
 @dataclass
@@ -156,6 +158,7 @@ def isolated_env(workdir: Path, ports: RunPorts) -> dict[str, str]:
             "DOTENV_PATH": str(workdir / ".env"),
             "REDIS_PORT": str(ports.redis),
             "USSD_PORT": str(ports.ussd),
+            "USSD_LOGIN_PORT": str(ports.ussd_login),
             "SABONG_PORT": str(ports.sabong),
             "GATEWAY_PORT": str(ports.gateway),
             # One worker each keeps the 2-core box responsive; workers still exist to leak.
