@@ -61,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-items", type=int, default=memory.DEFAULT_COUNT)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only", nargs="*", help="endpoint names (flat-out table only)")
+    parser.add_argument(
+        "--flood-only",
+        action="store_true",
+        help="only p99 beside a login flood (with the direct peaks it is paced from)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
         "--wait-quiet",
@@ -120,26 +125,19 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
             f"{time.monotonic() - prepared:.1f} s")  # fmt: skip
         bench = Bench(platform, factory, load, args.warmup)
         wanted = set(args.only or [])
+        if args.flood_only:
+            wanted = {endpoint.name for endpoint in FLOOD_ENDPOINTS}
         say(f"bench: flat out, wrk -t{load.threads} -c{load.connections} -d{load.seconds:g}s")
         for endpoint in ALL:
             if wanted and endpoint.name not in wanted:
                 continue
             bench.flat_out(endpoint, DIRECT)
-            if endpoint.through_gateway:
+            if endpoint.through_gateway and not args.flood_only:
                 bench.flat_out(endpoint, GATEWAY)
         paced: list[PacedRow] = []
         flood: list[FloodRow] = []
-        if not wanted:
-            say("bench: half of the direct peak, direct and through the gateway")
-            for endpoint in PACED_ENDPOINTS:
-                peak = bench.row(endpoint.name, DIRECT)
-                assert peak is not None
-                rate = peak.result.rate * HALF
-                paced += [bench.paced(endpoint, path, rate) for path in (DIRECT, GATEWAY)]
-            say("bench: the same paced load, direct, while logins run flat out")
-            for endpoint in FLOOD_ENDPOINTS:
-                quiet = next(p for p in paced if p.endpoint == endpoint.name and p.path == DIRECT)
-                flood.append(bench.beside_login_flood(quiet, endpoint))
+        if not args.only:
+            paced, flood = paced_and_flooded(bench, flood_only=args.flood_only)
         commands = platform.commands()
     figures: list[memory.MemoryFigure] = []
     if not args.skip_memory and not wanted:
@@ -157,7 +155,7 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
         print("\nHalf of the direct peak (paced), p99 through the gateway vs direct:")
         print(report.paced_table(paced))
     if flood:
-        print("\nThe same paced load while logins run flat out (direct):")
+        print("\nThe same paced load through the gateway while logins run flat out through it:")
         print(report.flood_table(flood))
     if figures:
         print("\nRedis memory per live item (INFO used_memory delta):")
@@ -169,6 +167,25 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
     print(f"\nbench: {meta['elapsed_seconds']:.0f} s; results in {args.output}")
     missed = [target for target in checked if not target.passed]
     return 1 if args.strict and missed else 0
+
+
+def paced_and_flooded(bench: Bench, flood_only: bool) -> tuple[list[PacedRow], list[FloodRow]]:
+    """p99 at half of each direct peak, direct and through the gateway; then the gateway
+    runs again while logins run flat out through the gateway (to the USSD login pool)."""
+    paced: list[PacedRow] = []
+    paths = (GATEWAY,) if flood_only else (DIRECT, GATEWAY)
+    _say(f"bench: half of the direct peak ({', '.join(paths)})")
+    for endpoint in PACED_ENDPOINTS if not flood_only else FLOOD_ENDPOINTS:
+        peak = bench.row(endpoint.name, DIRECT)
+        assert peak is not None
+        rate = peak.result.rate * HALF
+        paced += [bench.paced(endpoint, path, rate) for path in paths]
+    _say("bench: the same paced load through the gateway, while logins run flat out")
+    flood = []
+    for endpoint in FLOOD_ENDPOINTS:
+        quiet = next(p for p in paced if p.endpoint == endpoint.name and p.path == GATEWAY)
+        flood.append(bench.beside_login_flood(quiet, endpoint))
+    return paced, flood
 
 
 def _meta(

@@ -35,7 +35,7 @@ def bench_secrets() -> dict[str, str]:
 
 
 class Platform:
-    """Redis, ussd, sabong and gateway as real processes; a context manager."""
+    """Redis, ussd, its login pool, sabong and gateway as real processes; a context manager."""
 
     def __init__(
         self,
@@ -65,9 +65,11 @@ class Platform:
             "REDIS_URL": self.redis.url,
             "DATABASE_URL": self.postgres.url,
             "USSD_PORT": str(self.ports["ussd"]),
+            "USSD_LOGIN_PORT": str(self.ports["ussd-login"]),
             "SABONG_PORT": str(self.ports["sabong"]),
             "GATEWAY_PORT": str(self.ports["gateway"]),
             "GATEWAY_USSD_UPSTREAMS": f"{HOST}:{self.ports['ussd']}",
+            "GATEWAY_USSD_LOGIN_UPSTREAMS": f"{HOST}:{self.ports['ussd-login']}",
             "GATEWAY_SABONG_UPSTREAMS": f"{HOST}:{self.ports['sabong']}",
             # Measured, not limited: the gateway's rate limit would refuse most of the load.
             "GATEWAY_RATE_LIMIT": "0",
@@ -102,7 +104,7 @@ class Platform:
         return {component: self.command(component) for component in serve.COMPONENTS}
 
     def start(self) -> Platform:
-        """Start the stores, migrate, then the three components; return once all are ready."""
+        """Start the stores, migrate, then every component; return once all are ready."""
         settings = self.settings
         env = {**os.environ, **self.values}
         self.redis.data_dir.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,7 @@ def paced_table(rows: Sequence[PacedRow]) -> str:
 
 def flood_table(rows: Sequence[FloodRow]) -> str:
     header = (
-        f"{'endpoint (direct)':<20} {'offered/s':>9} {'p99 alone':>10} {'p99 flood':>10} "
+        f"{'endpoint (gateway)':<20} {'offered/s':>9} {'p99 alone':>10} {'p99 flood':>10} "
         f"{'ratio':>6} {'logins/s':>9} {'non-2xx':>8} {'other':>6}"
     )
     lines = [header, "-" * len(header)]

@@ -292,7 +292,8 @@ class Bench:
         return best
 
     def beside_login_flood(self, quiet: PacedRow, endpoint: Endpoint) -> FloodRow:
-        """The same paced run as `quiet`, while logins run flat out against USSD."""
+        """The same paced run as `quiet`, while logins run flat out through the gateway
+        (which sends them to the USSD login pool, as in production)."""
         flooded, other, login_during = self._undisturbed(lambda: self._flooded_run(quiet, endpoint))
         self.say(
             f"  {endpoint.name:<20} p99 {quiet.result.p99_us / 1000:7.2f} ms alone, "
@@ -312,8 +313,8 @@ class Bench:
     def _flooded_run(
         self, quiet: PacedRow, endpoint: Endpoint
     ) -> tuple[wrk.WrkResult, float | None, wrk.WrkResult]:
-        login_url = self.platform.url(LOGIN.service)
-        flood_file, _, _ = self.factory.build(LOGIN, self.platform.host_header(LOGIN.service), 1)
+        login_url = self.platform.url("gateway")
+        flood_file, _, _ = self.factory.build(LOGIN, self.platform.host_header("gateway"), 1)
         flood_load = replace(
             self.load, seconds=self.load.seconds + FLOOD_LEAD_SECONDS + FLOOD_SLACK_SECONDS
         )

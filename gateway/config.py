@@ -14,7 +14,12 @@ from shared.netaccess import parse_networks as parse_networks
 
 from .upstream import Target, Timeouts
 
-DEFAULT_UPSTREAMS = {"ussd": "127.0.0.1:8081", "sabong": "127.0.0.1:8082"}
+DEFAULT_UPSTREAMS = {
+    "ussd": "127.0.0.1:8081",
+    # The USSD login pool (`python -m scripts.serve ussd-login`): see routing.ROUTES.
+    "ussd-login": "127.0.0.1:8083",
+    "sabong": "127.0.0.1:8082",
+}
 DEFAULT_RATE_LIMIT = 6000  # requests per minute per client address
 
 
@@ -45,11 +50,8 @@ class GatewayConfig:
     def from_settings(cls, settings: Settings) -> GatewayConfig:
         """Parse and check every `GATEWAY_*` setting; a bad one is a ConfigError."""
         upstreams = {
-            service: parse_targets(
-                f"GATEWAY_{service.upper()}_UPSTREAMS",
-                settings.get(f"GATEWAY_{service.upper()}_UPSTREAMS", default),
-            )
-            for service, default in DEFAULT_UPSTREAMS.items()
+            service: parse_targets(upstreams_setting(service), default_upstreams(settings, service))
+            for service in DEFAULT_UPSTREAMS
         }
         timeouts = Timeouts(
             connect=_positive_float(settings, "GATEWAY_CONNECT_TIMEOUT", 1.0),
@@ -78,6 +80,26 @@ class GatewayConfig:
                 "turn rate limiting off."
             )
         return config
+
+
+def upstreams_setting(service: str) -> str:
+    """`GATEWAY_USSD_LOGIN_UPSTREAMS` for `ussd-login`, and so on."""
+    return f"GATEWAY_{service.upper().replace('-', '_')}_UPSTREAMS"
+
+
+def default_upstreams(settings: Settings, service: str) -> str:
+    """The configured upstream list of `service`, or its default.
+
+    The login pool's default is the USSD replicas when those were set and it was not: a
+    deployment that names its USSD replicas but runs no separate login pool keeps
+    working, logins and all, as before the pool existed.
+    """
+    configured = settings.get(upstreams_setting(service))
+    if configured:
+        return configured
+    if service == "ussd-login" and settings.get(upstreams_setting("ussd")):
+        return settings.get(upstreams_setting("ussd"))
+    return DEFAULT_UPSTREAMS[service]
 
 
 def parse_targets(name: str, raw: str) -> tuple[Target, ...]:

@@ -40,6 +40,9 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
+    # Logins go to the USSD login pool, so their password hashing has a capacity of its
+    # own and a login flood cannot starve the other K2 endpoints (scripts/serve.py).
+    Route("/api/auth/login", "ussd-login", Family.K2),
     Route("/api/auth/", "ussd", Family.K2),
     Route("/api/clients/", "ussd", Family.K2),
     Route("/api/v1/", "sabong", Family.SABONG),

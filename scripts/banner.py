@@ -51,10 +51,13 @@ def locations(settings: Settings, data: Path, found: Stores) -> str:
         if found.postgres is not None
         else "external (DATABASE_URL), migrated"
     )
-    logs = ", ".join(str(data / "log" / f"{c}.log") for c in ("ussd", "sabong", "gateway"))
+    logs = ", ".join(
+        str(data / "log" / f"{c}.log") for c in ("ussd", "ussd-login", "sabong", "gateway")
+    )
     rows = [
         ("Gateway (public entry)", f"{url_of('gateway', settings)}   (/healthz, /readyz)"),
         ("K2 USSD service", f"{url_of('ussd', settings)}   (direct, bypasses the gateway)"),
+        ("K2 USSD login pool", f"{url_of('ussd-login', settings)}   (serves POST /api/auth/login)"),
         ("Sabong service", f"{url_of('sabong', settings)}   (direct, bypasses the gateway)"),
         ("REDIS_URL", f"{redact_url(found.redis_url)}   ({redis_note})"),
         ("DATABASE_URL", f"{redact_url(found.database_url)}   ({postgres_note})"),

@@ -3,10 +3,12 @@ hooks, and gunicorn's own log lines as JSON like the services' (access log stays
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from gunicorn.glogging import Logger
 
+from scripts.serve import WORKER_NICE_ENV
 from shared.observability import JsonFormatter, mark_worker_dead
 
 
@@ -33,3 +35,11 @@ logger_class = JsonLogger
 def child_exit(server: Any, worker: Any) -> None:
     """A worker exited: drop its live metrics, so /metrics reports only running workers."""
     mark_worker_dead(worker.pid)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In the new worker: lower its CPU priority when serve.py asked for it (the login pool),
+    so password hashing yields the CPU to the other endpoints' workers."""
+    nice = int(os.environ.get(WORKER_NICE_ENV, "0") or "0")
+    if nice > 0:
+        os.nice(nice)

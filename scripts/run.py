@@ -24,7 +24,7 @@ from shared.exceptions import ConfigError
 
 from . import banner, migrate
 from .children import Child, StartupError, port_in_use, probe_host, redact_url
-from .serve import COMPONENTS, bind_address, bind_host, port
+from .serve import COMPONENTS, bind_address, bind_host, port, port_setting
 
 DEFAULT_REDIS_PORT = 6390  # not 6379, so a system Redis on the default port is never touched
 DEFAULT_POSTGRES_PORT = 6391  # not 5432, likewise for a system PostgreSQL
@@ -112,6 +112,10 @@ def children_env(settings: Settings, found: Stores, data: Path) -> dict[str, str
             "GATEWAY_USSD_UPSTREAMS": settings.get(
                 "GATEWAY_USSD_UPSTREAMS", bind_address(host, port("ussd", settings))
             ),
+            # The USSD login pool: the gateway sends `POST /api/auth/login` there.
+            "GATEWAY_USSD_LOGIN_UPSTREAMS": settings.get(
+                "GATEWAY_USSD_LOGIN_UPSTREAMS", bind_address(host, port("ussd-login", settings))
+            ),
             "GATEWAY_SABONG_UPSTREAMS": settings.get(
                 "GATEWAY_SABONG_UPSTREAMS", bind_address(host, port("sabong", settings))
             ),
@@ -147,7 +151,7 @@ def build_children(settings: Settings, data: Path, found: Stores) -> list[Child]
 
 def check_ports(settings: Settings, found: Stores) -> None:
     """Refuse to start when a port is taken, naming it and the setting that moves it."""
-    wanted = {f"{c.upper()}_PORT": (bind_host(settings), port(c, settings)) for c in COMPONENTS}
+    wanted = {port_setting(c): (bind_host(settings), port(c, settings)) for c in COMPONENTS}
     if found.redis is not None:
         wanted["REDIS_PORT"] = (found.redis.host, found.redis.port)
     if found.postgres is not None:
@@ -203,7 +207,7 @@ def start_platform(children: list[Child], found: Stores, stop: StopFlag, timeout
 
 def stop_all(children: list[Child], stop: StopFlag, grace: float) -> None:
     """Stop in stages: the gateway (no new requests), the services, then the stores."""
-    stages = (("gateway",), ("ussd", "sabong"), STORES)
+    stages = (("gateway",), ("ussd", "ussd-login", "sabong"), STORES)
     for names in stages:
         stop_stage([child for child in children if child.name in names], stop, grace)
 

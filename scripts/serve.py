@@ -17,7 +17,10 @@ from pathlib import Path
 from shared.config import Settings, load_settings
 from shared.exceptions import ConfigError
 
-COMPONENTS = ("ussd", "sabong", "gateway")
+# `ussd-login` is the USSD app again, on its own port with its own few workers at a lower
+# CPU priority: the gateway sends `POST /api/auth/login` there, so a login flood's password
+# hashing competes with the other endpoints only for what they leave unused.
+COMPONENTS = ("ussd", "ussd-login", "sabong", "gateway")
 DEFAULT_BIND_HOST = "127.0.0.1"
 # Two cores: one worker process per core (`python -m bench --tune`: 4 workers, or sync
 # workers, were no faster). Threads cover the wait on each Redis round trip and are the
@@ -31,6 +34,8 @@ DEFAULT_THREADS = 16
 DEFAULT_KEEP_ALIVE = 75
 DEFAULT_TIMEOUT = 30
 DEFAULT_GRACEFUL_TIMEOUT = 10
+# How much a gunicorn worker lowers its CPU priority after the fork (see gunicorn_hooks).
+WORKER_NICE_ENV = "GUNICORN_WORKER_NICE"
 # gunicorn creates its heartbeat files there with mkstemp, so a shared directory is safe.
 WORKER_TMP_DIR = "/dev/shm"  # noqa: S108
 
@@ -42,10 +47,25 @@ class ServiceSpec:
     app: str
     prefix: str
     default_port: int
+    default_workers: int = DEFAULT_WORKERS
+    default_threads: int = DEFAULT_THREADS
+    default_nice: int = 0  # added to each worker's niceness (`<PREFIX>_NICE`)
 
 
 SERVICES = {
     "ussd": ServiceSpec(app="services.ussd.wsgi:app", prefix="USSD", default_port=8081),
+    # One worker hashes at most USSD_LOGIN_HASH_CONCURRENCY passwords at once (one core at
+    # most with the default 1), at nice 10: the kernel then gives the other endpoints'
+    # workers about nine tenths of a contended CPU. Its 8 threads hold queued logins and
+    # those sleeping out a slowdown (at most USSD_LOGIN_DELAY_CONCURRENCY, 4).
+    "ussd-login": ServiceSpec(
+        app="services.ussd.wsgi:app",
+        prefix="USSD_LOGIN",
+        default_port=8083,
+        default_workers=1,
+        default_threads=8,
+        default_nice=10,
+    ),
     "sabong": ServiceSpec(app="services.sabong.wsgi:app", prefix="SABONG", default_port=8082),
 }
 GATEWAY_DEFAULT_PORT = 8080
@@ -59,11 +79,18 @@ def bind_host(settings: Settings) -> str:
 
 
 def port(component: str, settings: Settings) -> int:
-    """The TCP port of `component` (`USSD_PORT`, `SABONG_PORT`, `GATEWAY_PORT`)."""
+    """The TCP port of `component` (`USSD_PORT`, `USSD_LOGIN_PORT`, `SABONG_PORT`, ...)."""
     if component == "gateway":
         return settings.get_int("GATEWAY_PORT", GATEWAY_DEFAULT_PORT)
     spec = _spec(component)
-    return settings.get_int(f"{spec.prefix}_PORT", spec.default_port)
+    return settings.get_int(port_setting(component), spec.default_port)
+
+
+def port_setting(component: str) -> str:
+    """The name of the setting that moves `component`'s port (`USSD_LOGIN_PORT`, ...)."""
+    if component == "gateway":
+        return "GATEWAY_PORT"
+    return f"{_spec(component).prefix}_PORT"
 
 
 def command(component: str, settings: Settings) -> list[str]:
@@ -79,8 +106,8 @@ def gunicorn_command(component: str, settings: Settings) -> list[str]:
     args = [
         sys.executable, "-m", "gunicorn",
         "--worker-class", "gthread",
-        "--workers", str(_positive(settings, f"{spec.prefix}_WORKERS", DEFAULT_WORKERS)),
-        "--threads", str(_positive(settings, f"{spec.prefix}_THREADS", DEFAULT_THREADS)),
+        "--workers", str(_positive(settings, f"{spec.prefix}_WORKERS", spec.default_workers)),
+        "--threads", str(_positive(settings, f"{spec.prefix}_THREADS", spec.default_threads)),
         "--bind", bind_address(bind_host(settings), port(component, settings)),
         "--keep-alive", str(_positive(settings, "GUNICORN_KEEP_ALIVE", DEFAULT_KEEP_ALIVE)),
         "--timeout", str(_positive(settings, "GUNICORN_TIMEOUT", DEFAULT_TIMEOUT)),
@@ -111,7 +138,16 @@ def environment(component: str, settings: Settings) -> dict[str, str]:
     (gunicorn workers, and the gateway's forked workers, each write their own files)."""
     base = Path(settings.get("METRICS_DIR") or Path(tempfile.gettempdir()) / "partner-auth-metrics")
     # One directory per component and port: workers of one server share it, nobody else.
-    return {"PROMETHEUS_MULTIPROC_DIR": str(base / f"{component}-{port(component, settings)}")}
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(base / f"{component}-{port(component, settings)}")}
+    spec = SERVICES.get(component)
+    if spec is not None:
+        nice = settings.get_int(f"{spec.prefix}_NICE", spec.default_nice)
+        if not 0 <= nice <= 19:
+            raise ConfigError(f"{spec.prefix}_NICE must be between 0 and 19, got {nice}")
+        if nice:
+            # Read by scripts.gunicorn_hooks.post_fork in each worker.
+            env[WORKER_NICE_ENV] = str(nice)
+    return env
 
 
 def prepare(env: dict[str, str]) -> None:

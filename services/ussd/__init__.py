@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import observability
 from shared.config import load_settings
@@ -15,6 +14,7 @@ from shared.web import without_url_redirects
 
 from . import errors
 from .context import EXTENSION, build_context, positive_setting
+from .proxies import DEFAULT_TRUSTED_PROXIES, Network, TrustedProxyFix, parse_networks
 from .routes import auth, clients, health
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -30,7 +30,13 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         settings, "USSD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES
     )
     app.extensions[EXTENSION] = build_context(settings)
-    _trust_proxies(app, settings.get_int("USSD_TRUSTED_PROXY_COUNT", 1))
+    _trust_proxies(
+        app,
+        settings.get_int("USSD_TRUSTED_PROXY_COUNT", 1),
+        parse_networks(
+            "USSD_TRUSTED_PROXIES", settings.get("USSD_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES)
+        ),
+    )
     for blueprint in (auth.bp, clients.bp, health.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
@@ -38,15 +44,15 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     return app
 
 
-def _trust_proxies(app: Flask, hops: int) -> None:
+def _trust_proxies(app: Flask, hops: int, trusted: tuple[Network, ...]) -> None:
     """Take the client address from X-Forwarded-For, trusting exactly `hops` proxies.
 
     The service runs behind the gateway (one hop), which appends the address it saw. Only
-    the last `hops` entries are believed; anything a client put before them is ignored, so
-    the per-address login limit cannot be dodged by forging the header. Set 0 when the
-    service is reachable directly: X-Forwarded-For is then ignored altogether.
+    the last `hops` entries are believed, and only from a peer in `trusted`; anything a
+    client put before them is ignored, so the per-address login limits cannot be dodged
+    by forging the header. With 0 hops X-Forwarded-For is ignored altogether.
     """
     if hops < 0:
         raise ConfigError("USSD_TRUSTED_PROXY_COUNT must not be negative")
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, hops, trusted)  # type: ignore[method-assign]

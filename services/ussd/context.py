@@ -37,11 +37,14 @@ MISSING_REDIS_URL = (
 
 @dataclass(frozen=True)
 class LoginLimits:
-    """Failed logins allowed per username and per source address in one window."""
+    """Failed logins allowed per (username, source address) and per source address in one
+    window, and when a username's failures from every address start to slow it down."""
 
-    per_username: int
+    per_username: int  # from one source address
     per_address: int
     window: int
+    slowdown_after: int  # failures of a username, from any address, before the delay
+    max_delay_ms: int  # the delay doubles up to this
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class UssdContext:
     # a bound a burst of logins would occupy every thread and core; with it, logins queue
     # and the other endpoints keep their share of the CPU.
     hash_slots: threading.BoundedSemaphore
+    # Logins sleeping out a username's slowdown at once in this process. A sleeping login
+    # holds a server thread; without a bound an attacker could park every thread on it.
+    delay_slots: threading.BoundedSemaphore
 
 
 def build_context(settings: Settings) -> UssdContext:
@@ -94,6 +100,9 @@ def build_context(settings: Settings) -> UssdContext:
         hash_slots=threading.BoundedSemaphore(
             positive_setting(settings, "USSD_LOGIN_HASH_CONCURRENCY", 1)
         ),
+        delay_slots=threading.BoundedSemaphore(
+            positive_setting(settings, "USSD_LOGIN_DELAY_CONCURRENCY", 4)
+        ),
         scrypt=scrypt,
         # Unknown usernames are checked against this, so they cost as much as real ones.
         dummy_hash=hash_password(secrets.token_urlsafe(24), scrypt),
@@ -101,6 +110,8 @@ def build_context(settings: Settings) -> UssdContext:
             per_username=positive_setting(settings, "USSD_LOGIN_MAX_FAILURES_PER_USERNAME", 10),
             per_address=positive_setting(settings, "USSD_LOGIN_MAX_FAILURES_PER_ADDRESS", 50),
             window=positive_setting(settings, "USSD_LOGIN_FAILURE_WINDOW", 900),
+            slowdown_after=positive_setting(settings, "USSD_LOGIN_SLOWDOWN_AFTER", 10),
+            max_delay_ms=positive_setting(settings, "USSD_LOGIN_MAX_DELAY_MS", 2000),
         ),
     )
 

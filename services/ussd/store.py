@@ -10,8 +10,12 @@ Redis Cluster hash tag)::
                                     it holds only ``lease`` (see fill_client_cache); TTL 5 s.
     ussd:{T}:s:<24 hex>     string  a live Service ID; value = the client's `gen` when it was
                                     issued; TTL 3600 s. Missing = unknown, expired or revoked.
-    ussd:{lf}:u:<32 hex>    string  failed logins for one username (sha256 of it); TTL = window
-    ussd:{lf}:a:<address>   string  failed logins from one source address; TTL = window
+    ussd:{lf}:p:<32 hex>    string  failed logins for one username from one source address
+                                    (sha256 of both); 429 at its limit; TTL = window
+    ussd:{lf}:a:<address>   string  failed logins from one source address (IPv6: its /64);
+                                    429 at its limit; TTL = window
+    ussd:{lf}:u:<32 hex>    string  failed logins for one username from every address (sha256
+                                    of it); never a 429, only a growing delay; TTL = window
 
 ``T`` is the first 8 hex digits of the client's UUID and is unique per client (a UNIQUE
 column of k2_clients). Service IDs are minted as UUID4s whose first 8 hex digits are the
@@ -38,6 +42,7 @@ services/ussd/legacy_import.py reads those once into PostgreSQL.)
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -54,7 +59,6 @@ CACHE_MISS = "miss"
 # A fill lease outlives any PostgreSQL read it covers (the statement timeout is 10 s, but
 # a fill read that slow fails anyway); an abandoned lease is gone after this.
 FILL_LEASE_SECONDS = 5
-_ADDRESS = re.compile(r"[0-9A-Fa-f:.]{1,45}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Fields of the client record a Service-ID request may read (never the password hash).
@@ -150,9 +154,11 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS[1] username counter, KEYS[2] address counter; ARGV their limits, then the window.
-# Seconds until the blocking counter(s) expire, 0 when neither is at its limit. A counter
-# found without a TTL gets one, so no lockout can ever be permanent.
+# KEYS[1] (username, address) counter, KEYS[2] address counter, KEYS[3] username counter;
+# ARGV the limits of the first two, then the window seconds.
+# Returns {seconds until the blocking counter(s) expire (0 when neither the pair nor the
+# address is at its limit), the username's failures from every address}. A counter found
+# without a TTL gets one, so no lockout can ever be permanent.
 LOGIN_WAIT = """
 local wait = 0
 for i = 1, 2 do
@@ -166,13 +172,13 @@ for i = 1, 2 do
     if ttl > wait then wait = ttl end
   end
 end
-return wait
+return {wait, tonumber(redis.call('GET', KEYS[3]) or '0')}
 """
 
-# KEYS[1] username counter, KEYS[2] address counter; ARGV[1] window seconds.
+# KEYS as LOGIN_WAIT; ARGV[1] window seconds.
 # A fixed window opened by the first failure; a counter never lives without a TTL.
 LOGIN_FAILED = """
-for i = 1, 2 do
+for i = 1, 3 do
   redis.call('INCR', KEYS[i])
   if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 end
@@ -214,16 +220,35 @@ def username_field(username: str) -> str:
     return username.casefold()
 
 
-def username_failures_key(username: str) -> str:
-    # Hashed: bounded key length whatever the name, and no `{` from input in a key.
-    digest = hashlib.sha256(username_field(username).encode("utf-8")).hexdigest()[:32]
-    return f"{PREFIX}{{lf}}:u:{digest}"
+def login_counter_keys(username: str, address: str) -> list[str]:
+    """The (username, address), address and username failure counters of one attempt.
+
+    Usernames are hashed: bounded key length whatever the name, and no `{` from input in
+    a key. Every key carries the `{lf}` tag, so each login script stays in one slot.
+    """
+    name = username_field(username)
+    bucket = address_bucket(address)
+    pair = hashlib.sha256(f"{name}\n{bucket}".encode("utf-8", "replace")).hexdigest()[:32]
+    user = hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:32]
+    return [f"{PREFIX}{{lf}}:p:{pair}", f"{PREFIX}{{lf}}:a:{bucket}", f"{PREFIX}{{lf}}:u:{user}"]
 
 
-def address_failures_key(address: str) -> str:
-    if _ADDRESS.fullmatch(address) is None:
-        address = "h" + hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:32]
-    return f"{PREFIX}{{lf}}:a:{address}"
+def address_bucket(address: str) -> str:
+    """The unit the per-address limits count: an IPv4 address, or an IPv6 /64.
+
+    One IPv6 host is routinely given a whole /64 and picks any address in it, so counting
+    single IPv6 addresses would hand it 2**64 fresh buckets. Anything that is not an IP
+    address (it should not happen behind the gateway) is hashed to a bounded key.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "h" + hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:32]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _tagged_key(kind: str, tagged: str) -> str:
@@ -327,18 +352,22 @@ class UssdStore:
     # -- login throttling ------------------------------------------------------------
 
     @translate_errors
-    def login_wait(self, username: str, address: str, limits: tuple[int, int], window: int) -> int:
-        """Seconds the caller must wait before another login attempt (0 = go ahead)."""
-        keys = [username_failures_key(username), address_failures_key(address)]
-        wait: int = self._login_wait(keys=keys, args=[*limits, window])
-        return wait
+    def login_wait(
+        self, username: str, address: str, limits: tuple[int, int], window: int
+    ) -> tuple[int, int]:
+        """Seconds the caller must wait before another attempt (0 = go ahead), and the
+        username's failed logins from every address in the current window."""
+        keys = login_counter_keys(username, address)
+        wait, username_failures = self._login_wait(keys=keys, args=[*limits, window])
+        return int(wait), int(username_failures)
 
     @translate_errors
     def record_login_failure(self, username: str, address: str, window: int) -> None:
-        keys = [username_failures_key(username), address_failures_key(address)]
-        self._login_failed(keys=keys, args=[window])
+        self._login_failed(keys=login_counter_keys(username, address), args=[window])
 
     @translate_errors
-    def clear_username_failures(self, username: str) -> None:
+    def clear_username_failures(self, username: str, address: str) -> None:
+        """The right password: the username starts over, from this address and overall."""
+        pair, _, overall = login_counter_keys(username, address)
         # The address counter stays: one good account must not unlock an address.
-        self.redis.delete(username_failures_key(username))
+        self.redis.delete(pair, overall)

@@ -35,6 +35,7 @@ INHERITED_BLOCKLIST = {
     "SABONG_LOGIN_BASE_URL",
     "SABONG_APP_URL",
     "GATEWAY_USSD_UPSTREAMS",
+    "GATEWAY_USSD_LOGIN_UPSTREAMS",
     "GATEWAY_SABONG_UPSTREAMS",
     "BIND_HOST",
     *SECRET_NAMES,
@@ -44,26 +45,27 @@ _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass
 class RunPorts:
-    """The five ports one isolated `make run` uses."""
+    """The six ports one isolated `make run` uses."""
 
     redis: int
     ussd: int
     sabong: int
     gateway: int
+    ussd_login: int
     postgres: int
 
     @classmethod
     def allocate(cls) -> RunPorts:
-        """Five distinct ports that are free right now."""
+        """Six distinct ports that are free right now."""
         ports: list[int] = []
-        while len(ports) < 5:
+        while len(ports) < 6:
             candidate = free_port()
             if candidate not in ports:
                 ports.append(candidate)
         return cls(*ports)
 
     def all(self) -> list[int]:
-        return [self.redis, self.ussd, self.sabong, self.gateway, self.postgres]
+        return [self.redis, self.ussd, self.sabong, self.gateway, self.ussd_login, self.postgres]
 
 
 @dataclass
@@ -169,6 +171,7 @@ def isolated_env(workdir: Path, ports: RunPorts) -> dict[str, str]:
             # Beside the tmp tree: PostgreSQL's unprivileged account must reach its data.
             "POSTGRES_DATA_DIR": str(postgres_data_dir() / "postgres"),
             "USSD_PORT": str(ports.ussd),
+            "USSD_LOGIN_PORT": str(ports.ussd_login),
             "SABONG_PORT": str(ports.sabong),
             "GATEWAY_PORT": str(ports.gateway),
             # One worker each keeps the 2-core box responsive; workers still exist to leak.

@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from scripts.run import child_command
+from scripts.serve import port_setting
 from shared.config import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
-APP_PORTS = {"ussd": 8081, "sabong": 8082, "gateway": 8080}
+APP_PORTS = {"ussd": 8081, "ussd-login": 8083, "sabong": 8082, "gateway": 8080}
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +30,18 @@ def compose() -> dict[str, Any]:
 
 
 def test_services_and_volume(compose: dict[str, Any]) -> None:
-    """Redis, PostgreSQL, the migration job and the three components; Redis keeps its AOF
+    """Redis, PostgreSQL, the migration job and the four components; Redis keeps its AOF
     on a named volume."""
     services = compose["services"]
-    assert set(services) == {"redis", "postgres", "migrate", "ussd", "sabong", "gateway"}
+    assert set(services) == {
+        "redis",
+        "postgres",
+        "migrate",
+        "ussd",
+        "ussd-login",
+        "sabong",
+        "gateway",
+    }
     redis = services["redis"]
     assert redis["image"].startswith("redis:7")
     assert " ".join(redis["command"]).count("--appendonly yes") == 1
@@ -80,7 +89,7 @@ def test_component_environment(compose: dict[str, Any], component: str) -> None:
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert env["DATABASE_URL"].startswith("postgresql://platform:")
     assert env["DATABASE_URL"].endswith("@postgres:5432/platform")
-    assert env[f"{component.upper()}_PORT"] == str(APP_PORTS[component])
+    assert env[port_setting(component)] == str(APP_PORTS[component])
     assert "container_name" not in service  # a fixed name would forbid --scale
 
 
@@ -103,12 +112,13 @@ def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
     assert services["gateway"]["ports"][0].endswith(":8080")
     env = services["gateway"]["environment"]
     assert env["GATEWAY_USSD_UPSTREAMS"] == "ussd:8081"
+    assert env["GATEWAY_USSD_LOGIN_UPSTREAMS"] == "ussd-login:8083"
     assert env["GATEWAY_SABONG_UPSTREAMS"] == "sabong:8082"
 
 
 def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
     """Services wait for healthy stores and a finished migration; the gateway for Redis
-    and both services."""
+    and every service."""
     services = compose["services"]
     stores_ready = {
         "redis": "service_healthy",
@@ -117,10 +127,16 @@ def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
     }
     for name, needs in (
         ("ussd", stores_ready),
+        ("ussd-login", stores_ready),
         ("sabong", stores_ready),
         (
             "gateway",
-            {"redis": "service_healthy", "ussd": "service_healthy", "sabong": "service_healthy"},
+            {
+                "redis": "service_healthy",
+                "ussd": "service_healthy",
+                "ussd-login": "service_healthy",
+                "sabong": "service_healthy",
+            },
         ),
     ):
         depends = services[name]["depends_on"]

@@ -29,7 +29,7 @@ K2_PASSWORD = "Log-Audit-Pass-" + uuid.uuid4().hex[:12]
 TOKEN_PATH = "/api/v1/generate-auth-token"
 SESSION_COOKIE = "sabong_session"
 # Logs of the components written by our code (and gunicorn's through scripts.gunicorn_hooks).
-JSON_LOGS = ("ussd.log", "sabong.log", "gateway.log")
+JSON_LOGS = ("ussd.log", "ussd-login.log", "sabong.log", "gateway.log")
 # Not ours: Redis writes its own plain-text log format.
 FOREIGN_LOGS = ("redis.log",)
 
@@ -209,16 +209,18 @@ def scrape(port: int) -> tuple[str, dict[tuple[str, frozenset[tuple[str, str]]],
 def check_flow_metrics(platform: Platform, secrets: dict[str, str]) -> None:
     """Each component counted the flow's events; no secret became a label value."""
     ussd_text, ussd = scrape(platform.ports.ussd)
+    # The gateway sends logins to the USSD login pool: their failures are counted there.
+    login_text, login_pool = scrape(platform.ports.ussd_login)
     sabong_text, sabong = scrape(platform.ports.sabong)
     gateway_text, gateway = scrape(platform.ports.gateway)
-    for text in (ussd_text, sabong_text, gateway_text):
+    for text in (ussd_text, login_text, sabong_text, gateway_text):
         assert not leaks(text, secrets)  # names only, should it fail
 
     def sample(samples: dict[Any, float], name: str, **labels: str) -> float:
         return samples.get((name, frozenset(labels.items())), 0.0)
 
     assert sample(ussd, "k2_service_ids_issued_total") == 1
-    assert sample(ussd, "k2_login_failures_total", reason="bad_credentials") == 1
+    assert sample(login_pool, "k2_login_failures_total", reason="bad_credentials") == 1
     assert sample(sabong, "sabong_login_tokens_issued_total") == 1
     assert sample(sabong, "sabong_login_tokens_consumed_total", outcome="ok") == 1
     assert sample(sabong, "sabong_signature_failures_total", reason="signature_mismatch") == 1
@@ -311,5 +313,6 @@ def test_a_full_run_logs_json_lines_and_no_secret(platform: Platform) -> None:
     }
     # The client's request id travels through the gateway into the service's lines.
     assert seen_by["gateway.log"] == flow.request_ids
-    assert seen_by["ussd.log"] | seen_by["sabong.log"] == flow.request_ids
+    services = ("ussd.log", "ussd-login.log", "sabong.log")
+    assert set().union(*(seen_by[name] for name in services)) == flow.request_ids
     print(f"checked {len(everything)} secrets in {sorted(names)} and the run's output")

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
 import redis as redis_py
 from dotenv import dotenv_values
@@ -46,6 +47,15 @@ def last_json(output: str) -> dict[str, object]:
     return value
 
 
+def niceness(pid: int) -> int | None:
+    """The nice value of a live process (None once it is gone)."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 def assert_nothing_left(platform: Platform) -> None:
     """Every process the run started is gone, and no orphan holds one of its ports."""
     assert platform.recorded, "no child processes were recorded"
@@ -55,19 +65,30 @@ def assert_nothing_left(platform: Platform) -> None:
 
 
 def assert_process_tree(platform: Platform) -> None:
-    """Redis, PostgreSQL and the three components, each its own process group, gunicorn
-    exec'd in place."""
+    """Redis, PostgreSQL and the four components (the USSD app twice: its login pool on its
+    own port), each its own process group, gunicorn exec'd in place."""
     assert platform.process is not None
     leaders = [p for p in platform.recorded if p.ppid == platform.process.pid]
-    assert len(leaders) == 5, leaders
+    assert len(leaders) == 6, leaders
     assert all(p.pgid == p.pid for p in leaders), "each child leads its own process group"
     assert any("redis-server" in p.cmdline for p in leaders)
     assert any("/postgres -D" in p.cmdline for p in leaders)
-    for app in ("services.ussd.wsgi:app", "services.sabong.wsgi:app"):
-        (leader,) = [p for p in leaders if app in p.cmdline]
+    ports = platform.ports
+    nice: dict[int, set[int | None]] = {}
+    for app, port in (
+        ("services.ussd.wsgi:app", ports.ussd),
+        ("services.ussd.wsgi:app", ports.ussd_login),
+        ("services.sabong.wsgi:app", ports.sabong),
+    ):
+        (leader,) = [p for p in leaders if app in p.cmdline and f":{port} " in p.cmdline]
         assert "gunicorn" in leader.cmdline  # scripts.serve exec'd gunicorn: same pid
         workers = [p for p in platform.recorded if p.ppid == leader.pid]
-        assert workers, f"no gunicorn workers under {app}"
+        assert workers, f"no gunicorn workers under {app} on port {port}"
+        nice[port] = {niceness(worker.pid) for worker in workers}
+    # The login pool's workers hash passwords at a lower CPU priority than the others.
+    own = os.nice(0)
+    assert nice[ports.ussd] == {own}
+    assert nice[ports.ussd_login] == {min(own + 10, 19)}
 
 
 def check_banner(platform: Platform) -> str:

@@ -44,6 +44,37 @@ def test_service_defaults(component: str, bind: str, app: str) -> None:
     assert "--no-control-socket" in argv
 
 
+def test_login_pool_defaults() -> None:
+    """The USSD app again on 8083: one worker, 8 threads, workers at nice 10."""
+    settings = Settings({})
+    argv = serve.command("ussd-login", settings)
+    assert argv[-1] == "services.ussd.wsgi:app"
+    assert option(argv, "--bind") == "127.0.0.1:8083"
+    assert (option(argv, "--workers"), option(argv, "--threads")) == ("1", "8")
+    assert serve.environment("ussd-login", settings)[serve.WORKER_NICE_ENV] == "10"
+    assert serve.WORKER_NICE_ENV not in serve.environment("ussd", settings)
+
+
+def test_login_pool_settings_are_applied() -> None:
+    settings = Settings(
+        {
+            "USSD_LOGIN_PORT": "9003",
+            "USSD_LOGIN_WORKERS": "2",
+            "USSD_LOGIN_THREADS": "6",
+            "USSD_LOGIN_NICE": "0",
+        }
+    )
+    argv = serve.command("ussd-login", settings)
+    assert (option(argv, "--bind"), option(argv, "--workers"), option(argv, "--threads")) == (
+        "127.0.0.1:9003",
+        "2",
+        "6",
+    )
+    assert serve.WORKER_NICE_ENV not in serve.environment("ussd-login", settings)
+    with pytest.raises(ConfigError, match="USSD_LOGIN_NICE must be between 0 and 19"):
+        serve.environment("ussd-login", Settings({"USSD_LOGIN_NICE": "-5"}))
+
+
 def test_service_settings_are_applied() -> None:
     """Each service reads its own worker, thread and port settings; shared ones apply to both."""
     settings = Settings(
@@ -147,10 +178,10 @@ def test_serve_usage() -> None:
     """An unknown component is a usage error, not a traceback."""
     result = serve_process(["redis"], dict(os.environ))
     assert result.returncode != 0
-    assert "usage: python -m scripts.serve {ussd|sabong|gateway}" in result.stderr
+    assert "usage: python -m scripts.serve {ussd|ussd-login|sabong|gateway}" in result.stderr
 
 
-@pytest.mark.parametrize("component", ["ussd", "sabong", "gateway"])
+@pytest.mark.parametrize("component", ["ussd", "ussd-login", "sabong", "gateway"])
 def test_serve_fails_fast_without_secrets_in_production(component: str, tmp_path: Path) -> None:
     """The container entry point refuses to start a server when production secrets are missing."""
     env = {k: v for k, v in os.environ.items() if k not in SECRET_NAMES}

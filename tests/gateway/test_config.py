@@ -18,12 +18,31 @@ def test_defaults_match_the_contract() -> None:
     config = GatewayConfig.from_settings(Settings({"REDIS_URL": "redis://127.0.0.1:1/0"}))
     assert config.upstreams == {
         "ussd": (Target("127.0.0.1", 8081),),
+        "ussd-login": (Target("127.0.0.1", 8083),),
         "sabong": (Target("127.0.0.1", 8082),),
     }
     assert config.rate_limit == 6000
     assert config.max_body_bytes == 65536
     assert (config.timeouts.connect, config.timeouts.read) == (1.0, 30.0)
     assert config.timeouts.dns_refresh == 5.0
+
+
+def test_logins_go_to_the_login_pool() -> None:
+    assert match("/api/auth/login").service == "ussd-login"  # type: ignore[union-attr]
+    assert match("/api/auth/other").service == "ussd"  # type: ignore[union-attr]
+    pools = {
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "GATEWAY_USSD_UPSTREAMS": "ussd:8081",
+        "GATEWAY_USSD_LOGIN_UPSTREAMS": "ussd-login:8083",
+    }
+    config = GatewayConfig.from_settings(Settings(pools))
+    assert config.upstreams["ussd-login"] == (Target("ussd-login", 8083),)
+
+
+def test_named_ussd_replicas_without_a_login_pool_serve_logins_too() -> None:
+    settings = Settings({"REDIS_URL": "redis://127.0.0.1:1/0", "GATEWAY_USSD_UPSTREAMS": "u:81"})
+    config = GatewayConfig.from_settings(settings)
+    assert config.upstreams["ussd-login"] == (Target("u", 81),)
 
 
 def test_upstream_lists_names_and_ipv6() -> None:

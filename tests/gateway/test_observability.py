@@ -74,12 +74,13 @@ def test_upstream_errors_are_counted_by_service_and_kind(
     gateway = start_gateway(
         GATEWAY_RATE_LIMIT="0", GATEWAY_USSD_UPSTREAMS=f"127.0.0.1:{free_port()}"
     )
-    assert gateway.request("POST", "/api/auth/login", body=b"{}").status == 502
+    path = "/api/clients/generate-service-id"
+    assert gateway.request("POST", path, body=b"{}").status == 502
     samples = scrape(gateway)
     errors = "gateway_upstream_errors_total"
     assert value(samples, errors, service="ussd", kind="connect_refused") == 1
     assert value(samples, errors, service="ussd", kind="no_replica") == 1
-    assert requests_of(samples, "/api/auth/", "POST", 502) == 1
+    assert requests_of(samples, "/api/clients/", "POST", 502) == 1
 
 
 def test_rate_limited_requests_are_counted(

@@ -115,7 +115,7 @@ def test_readyz_reports_redis_and_each_service(platform_gateway: GatewayProcess)
     assert answer.json() == {
         "status": 200,
         "message": "Ready",
-        "data": {"redis": "ok", "ussd": "ok", "sabong": "ok"},
+        "data": {"redis": "ok", "ussd": "ok", "ussd-login": "ok", "sabong": "ok"},
     }
 
 
@@ -127,7 +127,12 @@ def test_readyz_is_503_naming_the_service_that_is_down(start_gateway, start_upst
     assert answer.json() == {
         "status": 503,
         "message": "Not ready",
-        "data": {"redis": "not used", "ussd": "ok", "sabong": "unreachable"},
+        "data": {
+            "redis": "not used",
+            "ussd": "ok",
+            "ussd-login": "ok",  # the USSD replicas: no login pool of its own was named
+            "sabong": "unreachable",
+        },
     }
 
 
@@ -142,7 +147,12 @@ def test_readyz_is_503_when_redis_is_unreachable(start_gateway, start_upstream) 
     )
     answer = gateway.request("GET", "/readyz")
     assert answer.status == 503
-    assert answer.json()["data"] == {"redis": "unreachable", "ussd": "ok", "sabong": "ok"}
+    assert answer.json()["data"] == {
+        "redis": "unreachable",
+        "ussd": "ok",
+        "ussd-login": "ok",
+        "sabong": "ok",
+    }
 
 
 @pytest.mark.parametrize("path", ["/openapi.json", "/docs"])

@@ -1,6 +1,11 @@
-"""Login throttling: per username and per source address, 429 with Retry-After."""
+"""Login throttling: 429 with Retry-After per (username, source address) and per source
+address; a username's failures from every address only slow it down."""
 
 from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
 
 import pytest
 import redis as redis_py
@@ -8,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.ussd import accounts
-from services.ussd.context import EXTENSION
+from services.ussd.context import EXTENSION, LoginLimits
+from services.ussd.login import slowdown_seconds
 
 from .helpers import PASSWORD, assert_envelope, login
 
@@ -16,6 +22,8 @@ LIMITS = {
     "USSD_LOGIN_MAX_FAILURES_PER_USERNAME": "3",
     "USSD_LOGIN_MAX_FAILURES_PER_ADDRESS": "5",
     "USSD_LOGIN_FAILURE_WINDOW": "60",
+    # Tests run the slowdown's logic, not its full length.
+    "USSD_LOGIN_MAX_DELAY_MS": "40",
 }
 
 
@@ -26,22 +34,41 @@ def limited(make_app) -> Flask:
     return app
 
 
-def test_brute_force_on_one_username_is_throttled(limited: Flask) -> None:
+def test_brute_force_on_one_username_from_one_address_is_throttled(limited: Flask) -> None:
     client = limited.test_client()
-    # Each guess from a different address: only the per-username counter can stop it.
     for attempt in range(3):
-        response = login(client, "victim", f"guess-{attempt}", address=f"198.51.100.{attempt}")
+        response = login(client, "victim", f"guess-{attempt}", address="198.51.100.1")
         assert_envelope(response, 401, "Invalid username or password")
-    blocked = login(client, "victim", PASSWORD, address="198.51.100.99")
+    # Even the right password: the guesser must not learn that a guess was right.
+    blocked = login(client, "victim", PASSWORD, address="198.51.100.1")
     assert_envelope(blocked, 429, "Too many login attempts")
     assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+
+
+def test_wrong_passwords_from_elsewhere_cannot_lock_the_owner_out(limited: Flask) -> None:
+    client = limited.test_client()
+    # Far beyond the per-username limit, each address staying below its own limits.
+    for attempt in range(12):
+        address = f"198.51.100.{attempt // 2}"
+        response = login(client, "victim", f"guess-{attempt}", address=address)
+        assert_envelope(response, 401, "Invalid username or password")
+    owner = login(client, "victim", PASSWORD, address="192.0.2.77")
+    assert owner.status_code == 200, owner.get_json()
+
+
+def test_a_locked_out_guesser_does_not_lock_the_owner_out(limited: Flask) -> None:
+    client = limited.test_client()
+    for attempt in range(4):
+        login(client, "victim", f"guess-{attempt}", address="198.51.100.9")
+    assert login(client, "victim", PASSWORD, address="198.51.100.9").status_code == 429
+    assert login(client, "victim", PASSWORD, address="192.0.2.78").status_code == 200
 
 
 def test_throttled_username_is_case_insensitive(limited: Flask) -> None:
     client = limited.test_client()
     for attempt in range(3):
-        login(client, "VICTIM", f"guess-{attempt}", address=f"198.51.100.{attempt}")
-    assert login(client, "victim", PASSWORD, address="198.51.100.50").status_code == 429
+        login(client, "VICTIM", f"guess-{attempt}", address="198.51.100.1")
+    assert login(client, "victim", PASSWORD, address="198.51.100.1").status_code == 429
 
 
 def test_password_spraying_from_one_address_is_throttled(limited: Flask) -> None:
@@ -73,7 +100,7 @@ def test_failure_counters_expire_with_the_window(
     client = limited.test_client()
     login(client, "victim", "wrong", address="192.0.2.9")
     counters = list(redis_client.scan_iter("ussd:{lf}:*"))
-    assert len(counters) == 2
+    assert len(counters) == 3  # the (username, address) pair, the address, the username
     assert all(0 < redis_client.ttl(key) <= 60 for key in counters)
 
 
@@ -103,7 +130,96 @@ def test_a_counter_without_ttl_cannot_lock_out_forever(
     client = limited.test_client()
     for attempt in range(3):
         login(client, "victim", f"guess-{attempt}", address="192.0.2.30")
-    (counter,) = redis_client.scan_iter("ussd:{lf}:u:*")
+    (counter,) = redis_client.scan_iter("ussd:{lf}:p:*")
     redis_client.persist(counter)  # as if a TTL had been lost
-    assert login(client, "victim", PASSWORD, address="192.0.2.31").status_code == 429
+    assert login(client, "victim", PASSWORD, address="192.0.2.30").status_code == 429
     assert 0 < redis_client.ttl(counter) <= 60
+
+
+def test_a_client_reaching_the_service_directly_cannot_pick_its_address(limited: Flask) -> None:
+    client = limited.test_client()
+    peer = {"REMOTE_ADDR": "203.0.113.50"}  # not a proxy of ours: its header is dropped
+    for attempt in range(5):
+        headers = {"X-Forwarded-For": f"198.18.1.{attempt}"}
+        body = {"username": f"spray{attempt}", "password": "password1"}
+        client.post("/api/auth/login", json=body, headers=headers, environ_base=peer)
+    body = {"username": "victim", "password": PASSWORD}
+    response = client.post(
+        "/api/auth/login", json=body, headers={"X-Forwarded-For": "198.18.1.99"}, environ_base=peer
+    )
+    assert_envelope(response, 429, "Too many login attempts")
+
+
+def test_ipv6_client_cannot_dodge_the_address_limit_with_fresh_addresses(limited: Flask) -> None:
+    client = limited.test_client()
+    # One host owns its whole /64: every guess from a different address in it.
+    for attempt in range(5):
+        login(client, f"spray{attempt}", "password1", address=f"2001:db8:1:2::{attempt + 1:x}")
+    assert login(client, "victim", PASSWORD, address="2001:db8:1:2:ffff::1").status_code == 429
+    assert login(client, "victim", PASSWORD, address="2001:db8:1:3::1").status_code == 200
+
+
+def test_concurrent_guesses_cannot_overshoot_the_limit(limited: Flask) -> None:
+    statuses: list[int] = []
+
+    def guess(attempt: int) -> None:
+        response = login(limited.test_client(), "victim", f"guess-{attempt}", "198.51.100.5")
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [401] * 3 + [429] * 17
+
+
+def _timed(call: Callable[[], int]) -> tuple[int, float]:
+    started = time.monotonic()
+    status = call()
+    return status, time.monotonic() - started
+
+
+def test_failures_from_elsewhere_slow_the_username_down(make_app) -> None:
+    app = make_app(**{**LIMITS, "USSD_LOGIN_MAX_DELAY_MS": "800"})
+    accounts.create_client(app.extensions[EXTENSION], "victim", PASSWORD)
+    client = app.test_client()
+
+    def owner_login() -> int:
+        return login(client, "victim", PASSWORD, address="192.0.2.90").status_code
+
+    _, unhurried = _timed(owner_login)
+    # 10 failures (the default USSD_LOGIN_SLOWDOWN_AFTER), 2 per address.
+    for attempt in range(10):
+        login(client, "victim", f"guess-{attempt}", address=f"198.51.100.{attempt // 2}")
+    status, slowed = _timed(owner_login)
+    assert status == 200
+    assert slowed >= unhurried + 0.09  # 1/8 of the 800 ms maximum
+
+
+def test_slowdown_grows_and_stays_bounded() -> None:
+    limits = LoginLimits(
+        per_username=10, per_address=50, window=900, slowdown_after=10, max_delay_ms=2000
+    )
+    delays = [slowdown_seconds(failures, limits) for failures in (0, 9, 10, 20, 30, 40, 10**9)]
+    assert delays == [0.0, 0.0, 0.25, 0.5, 1.0, 2.0, 2.0]
+
+
+def test_slowed_logins_cannot_park_more_threads_than_the_delay_slots(make_app) -> None:
+    slow = {"USSD_LOGIN_SLOWDOWN_AFTER": "1", "USSD_LOGIN_MAX_DELAY_MS": "8000"}
+    app = make_app(**{**LIMITS, **slow, "USSD_LOGIN_DELAY_CONCURRENCY": "1"})
+    accounts.create_client(app.extensions[EXTENSION], "victim", PASSWORD)
+    login(app.test_client(), "victim", "wrong", address="198.51.100.1")
+    # The next slowed login sleeps 1 s (1/8 of 8 s) in the only delay slot ...
+    sleeper = threading.Thread(
+        target=login, args=(app.test_client(), "victim", "wrong-again", "198.51.100.2")
+    )
+    sleeper.start()
+    time.sleep(0.2)
+    # ... so this one is not parked as well: the owner is answered at once.
+    status, elapsed = _timed(
+        lambda: login(app.test_client(), "victim", PASSWORD, "192.0.2.5").status_code
+    )
+    sleeper.join(10)
+    assert status == 200
+    assert elapsed < 0.5

@@ -33,9 +33,9 @@ def test_every_per_request_script_stays_in_one_hash_slot() -> None:
     }
     assert len(slots) == 1
     login_counters = {
-        key_slot(store.username_failures_key("x{y}").encode()),
-        key_slot(store.address_failures_key("2001:db8::1").encode()),
-        key_slot(store.address_failures_key("not an {address}").encode()),
+        key_slot(key.encode())
+        for username, address in (("x{y}", "2001:db8::1"), ("z", "not an {address}"))
+        for key in store.login_counter_keys(username, address)
     }
     assert len(login_counters) == 1
 
