@@ -18,7 +18,13 @@ from pathlib import Path
 from types import FrameType
 
 from devtools.postgres import EmbeddedPostgres
-from shared.config import PROJECT_ROOT, Settings, load_settings
+from shared.config import (
+    DEFAULT_POSTGRES_PORT,
+    DEFAULT_REDIS_PORT,
+    PROJECT_ROOT,
+    Settings,
+    load_settings,
+)
 from shared.embedded import EmbeddedRedis
 from shared.exceptions import ConfigError
 
@@ -26,8 +32,6 @@ from . import banner, migrate
 from .children import Child, StartupError, port_in_use, probe_host, redact_url
 from .serve import COMPONENTS, bind_address, bind_host, port, port_setting
 
-DEFAULT_REDIS_PORT = 6390  # not 6379, so a system Redis on the default port is never touched
-DEFAULT_POSTGRES_PORT = 6391  # not 5432, likewise for a system PostgreSQL
 STORES = ("redis", "postgres")
 DEFAULT_READY_TIMEOUT = 60.0
 DEFAULT_STOP_GRACE = 15.0

@@ -16,6 +16,11 @@ from .exceptions import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DOTENV = PROJECT_ROOT / ".env"
 
+# Ports of the embedded servers `make run` starts (away from a system Redis on 6379 and a
+# system PostgreSQL on 5432); the admin CLIs fall back to them when no URL is set.
+DEFAULT_REDIS_PORT = 6390
+DEFAULT_POSTGRES_PORT = 6391
+
 # Secrets the platform cannot run without. In development they are generated into
 # `.env` once (so every worker and restart agrees); in production a missing one is fatal.
 SECRET_NAMES = (
@@ -83,6 +88,22 @@ class Settings:
             if len(part.strip().encode("utf-8")) < minimum:
                 raise ConfigError(f"{name} must be at least {minimum} bytes per secret")
         return value
+
+
+def with_embedded_stores(settings: Settings) -> Settings:
+    """`settings` whose unset REDIS_URL / DATABASE_URL name the servers `make run` embeds.
+
+    So the admin CLIs, run from the project while `make run` is up, reach the platform's
+    stores with no extra settings (REDIS_PORT / POSTGRES_PORT move them, as for make run).
+    """
+    values = dict(settings.values)
+    if not settings.redis_url:
+        port = settings.get_int("REDIS_PORT", DEFAULT_REDIS_PORT)
+        values["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    if not settings.database_url:
+        port = settings.get_int("POSTGRES_PORT", DEFAULT_POSTGRES_PORT)
+        values["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    return Settings(values)
 
 
 def read_settings(environ: Mapping[str, str] | None = None) -> Settings:

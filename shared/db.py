@@ -101,6 +101,12 @@ class Database:
                     max_size=self.max_size,
                     open=False,
                     timeout=POOL_WAIT_SECONDS,
+                    # A failed connection attempt is dropped at once and the next request
+                    # starts a fresh one: recovery follows the database's return within
+                    # milliseconds (the pool's own exponential backoff would wait up to
+                    # minutes after a long outage). Requests meanwhile fail in
+                    # POOL_WAIT_SECONDS.
+                    reconnect_timeout=0.0,
                     check=_connection_is_alive,
                     kwargs={
                         "connect_timeout": CONNECT_TIMEOUT_SECONDS,

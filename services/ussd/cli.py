@@ -16,11 +16,11 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from shared.config import Settings, load_settings
-from shared.exceptions import ConfigError, PlatformError, StoreUnavailable
+from shared.config import Settings, load_settings, with_embedded_stores
+from shared.exceptions import PlatformError, StoreUnavailable
 
 from . import accounts, legacy_import
-from .context import MISSING_REDIS_URL, UssdContext, build_context
+from .context import UssdContext, build_context
 
 Command = Callable[[UssdContext, argparse.Namespace], Any]
 
@@ -30,10 +30,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     args = _parser().parse_args(argv)
     ctx = None
     try:
-        settings = settings or load_settings()
-        if not settings.redis_url:
-            raise ConfigError(MISSING_REDIS_URL)
-        ctx = build_context(settings)
+        # Unset URLs mean the stores `make run` started (see with_embedded_stores).
+        ctx = build_context(with_embedded_stores(settings or load_settings()))
         result = args.command(ctx, args)
     except StoreUnavailable as exc:
         print(f"error: {unreachable(exc)}", file=sys.stderr)

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from services.ussd import accounts, create_app
 from services.ussd.context import EXTENSION, UssdContext
-from services.ussd.store import client_cache_key, username_failures_key
+from services.ussd.store import client_cache_key, login_counter_keys
 from shared import redis as shared_redis
 from shared.cluster import LocalRedisCluster
 from tests.ussd.conftest import ussd_config
@@ -63,7 +63,8 @@ def test_ussd_requests_succeed_while_an_unrelated_master_is_down(
     token = login_token(client, partner)
     used = {
         _owner_port(cluster, client_cache_key(partner.record["id"])),
-        _owner_port(cluster, username_failures_key(partner.username)),
+        # All login counters share the {lf} slot: the first one names its master.
+        _owner_port(cluster, login_counter_keys(partner.username, "127.0.0.1")[0]),
     }
     victim = next(node for node in cluster.master_nodes() if node.port not in used)
     owner = cluster.node_at(_owner_port(cluster, client_cache_key(partner.record["id"])))

@@ -48,3 +48,13 @@ def test_malformed_integer_setting_is_a_config_error(tmp_path: Path) -> None:
 def test_dotenv_path_that_is_not_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_settings(environ={"DOTENV_PATH": str(tmp_path)})
+
+
+def test_unset_store_urls_default_to_the_servers_make_run_embeds() -> None:
+    from shared.config import Settings, with_embedded_stores
+
+    filled = with_embedded_stores(Settings({"POSTGRES_PORT": "7001"}))
+    assert filled.redis_url == "redis://127.0.0.1:6390/0"
+    assert filled.database_url == "postgresql://postgres@127.0.0.1:7001/postgres"
+    given = Settings({"REDIS_URL": "redis://r:1/0", "DATABASE_URL": "postgresql://d/db"})
+    assert with_embedded_stores(given).values == given.values
