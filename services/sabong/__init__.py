@@ -19,11 +19,11 @@ from .blueprints import health, login, session, tokens
 from .errors import register_error_handlers
 from .runtime import CLOCK, EXTENSION, Runtime
 from .store import SabongStore
+from .users import SabongUsers
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LOGIN_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_APP_URL = "/me"
-DEFAULT_AUDIT_MAXLEN = 1000
 DEFAULT_SESSION_SECONDS = 12 * 3600
 # A signature stays acceptable while |now - timestamp| <= 300 s, i.e. for up to 600 s
 # after it is first seen (a timestamp may be 300 s ahead); 60 s more absorbs clock skew
@@ -60,15 +60,13 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """The store and settings the views use."""
-    store = SabongStore(
-        connect(settings.redis_url or ""),
-        audit_maxlen=settings.get_int("SABONG_AUDIT_MAXLEN", DEFAULT_AUDIT_MAXLEN),
-        replay_ttl=REPLAY_TTL_SECONDS,
-    )
+    """The stores and settings the views use."""
+    store = SabongStore(connect(settings.redis_url or ""), replay_ttl=REPLAY_TTL_SECONDS)
+    database = database_from_settings(settings)
     return Runtime(
         store=store,
-        database=database_from_settings(settings),
+        database=database,
+        users=SabongUsers(database),
         client_secrets=settings.get_list("SABONG_CLIENT_SECRETS"),
         login_base_url=settings.get("SABONG_LOGIN_BASE_URL", DEFAULT_LOGIN_BASE_URL).rstrip("/"),
         app_url=settings.get("SABONG_APP_URL", DEFAULT_APP_URL),

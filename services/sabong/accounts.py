@@ -8,6 +8,7 @@ from flask import session
 
 from .issuance import is_token_shaped
 from .store import SabongStore
+from .users import SabongUsers
 
 SESSION_CLIENT_ID = "cid"
 SESSION_USER_ID = "uid"
@@ -28,7 +29,7 @@ def sign_in_with_token(store: SabongStore, token: str) -> bool:
         return False
     user_id, client_id = owner
     # A fresh session, never a merge into a previous one (no session fixation), holding
-    # only who the user is; the profile itself is always read from Redis.
+    # only who the user is; the profile itself is always read from the database.
     session.clear()
     session.permanent = True
     session[SESSION_CLIENT_ID] = client_id
@@ -41,28 +42,25 @@ def sign_out() -> None:
     session.clear()
 
 
-def current_profile(store: SabongStore) -> dict[str, Any] | None:
-    """The signed-in user's profile and wallet, or None without a (valid) session."""
+def current_profile(users: SabongUsers) -> dict[str, Any] | None:
+    """The signed-in user's profile and live wallet balance, or None without a valid session."""
     client_id = session.get(SESSION_CLIENT_ID)
     if not isinstance(client_id, str):
         return None
-    found = store.profile(client_id)
-    if found is None or str(session.get(SESSION_USER_ID)) != found[0].get("id"):
+    found = users.find(client_id)
+    if found is None or session.get(SESSION_USER_ID) != found["user"]["id"]:
         # The user is gone (or the id no longer matches): the session means nothing now.
         session.clear()
         return None
-    user, wallet = found
+    user, wallet = found["user"], found["wallet"]
     return {
         "user": {
-            "id": int(user["id"]),
-            "username": user.get("username", ""),
-            "displayId": user.get("displayId", ""),
-            "displayName": user.get("name", ""),
-            "clientId": user.get("clientId", client_id),
-            "referralCode": user.get("referralCode", ""),
+            "id": user["id"],
+            "username": user["username"],
+            "displayId": user["displayId"],
+            "displayName": user["name"],
+            "clientId": user["clientId"],
+            "referralCode": user["referralCode"],
         },
-        "wallet": {
-            "currency": wallet.get("currency", "USD"),
-            "balance": wallet.get("balance", "0.00"),
-        },
+        "wallet": {"currency": wallet["currency"], "balance": wallet["balance"]},
     }

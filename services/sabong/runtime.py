@@ -1,4 +1,4 @@
-"""What the views need at run time: the store, the settings, and an injectable clock."""
+"""What the views need at run time: the stores, the settings, and an injectable clock."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flask import current_app
 from shared.db import Database
 
 from .store import SabongStore
+from .users import SabongUsers
 
 EXTENSION = "sabong"
 CLOCK = "SABONG_CLOCK"  # app.config entry: a `() -> float` Unix time; tests pin it
@@ -21,6 +22,7 @@ class Runtime:
 
     store: SabongStore
     database: Database
+    users: SabongUsers
     client_secrets: tuple[str, ...]
     login_base_url: str
     app_url: str
