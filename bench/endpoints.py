@@ -139,12 +139,12 @@ def prepare(platform: Platform, workdir: Path) -> RequestFactory:
     """The bench partner, the Sabong user pool, and a request factory for `platform`."""
     settings = platform.settings
     k2 = fixtures.create_k2_partner(settings, platform.url("ussd"))
+    # The service's own issuance: the pool users exist and the scripts are cached.
+    user_ids = fixtures.create_pool_users(settings)
     store = fixtures.sabong_store(settings)
-    # Real calls through the store: the pool users exist and the script is cached.
-    fixtures.issue_login_tokens(store, fixtures.CLIENT_POOL)
     return RequestFactory(
         workdir,
         k2,
         settings.get_list("SABONG_CLIENT_SECRETS")[0],
-        lambda count: fixtures.batched_login_tokens(store.client, count),
+        lambda count: fixtures.batched_login_tokens(store.client, user_ids, count),
     )

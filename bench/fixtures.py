@@ -7,19 +7,22 @@ import json
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis as redis_py
 
 from services.sabong import REPLAY_TTL_SECONDS
-from services.sabong.issuance import iso_millis, new_login_token, unusable_password_hash
-from services.sabong.store import Issuance, SabongStore
+from services.sabong.issuance import issue, new_login_token, unusable_password_hash
+from services.sabong.store import SabongStore
+from services.sabong.users import Issuance, SabongUsers
 from services.ussd import accounts
 from services.ussd.context import build_context
 from shared.config import Settings
+from shared.db import database_from_settings
 from shared.redis import connect
 from shared.signing import sign
 
@@ -81,35 +84,54 @@ def pool_client_id(index: int, pool: int = CLIENT_POOL) -> str:
 
 def sabong_store(settings: Settings) -> SabongStore:
     """The Sabong store the service itself uses, on the bench Redis."""
-    return SabongStore(connect(settings.redis_url or ""), 1000, REPLAY_TTL_SECONDS)
+    return SabongStore(connect(settings.redis_url or ""), REPLAY_TTL_SECONDS)
 
 
-def issue_login_tokens(
-    store: SabongStore, count: int, minutes: int = TOKEN_MINUTES, pool: int = CLIENT_POOL
-) -> list[str]:
-    """`count` real login tokens for the first `pool` users, by the service's own store call."""
+def create_pool_users(settings: Settings, pool: int = CLIENT_POOL) -> list[int]:
+    """The pool's users, by the service's own issuance (PostgreSQL and Redis); their ids."""
+    store = sabong_store(settings)
+    database = database_from_settings(settings)
+    users = SabongUsers(database)
     stamp = int(time.time() * 1000)
     batch = secrets.token_hex(6)
 
-    def issue(index: int) -> str:
-        token = new_login_token()
+    def create(index: int) -> int:
         item = Issuance(
             client_id=pool_client_id(index, pool),
-            username=f"bench{index % pool}",
+            username=f"bench{index}",
             display_name="Bench User",
             ip_address="10.1.2.3",
-            token=token,
-            token_ttl=minutes * 60,
-            now_iso=iso_millis(stamp),
-            year=time.gmtime(stamp // 1000).tm_year,
+            expires_in=TOKEN_MINUTES * 60,
+            issued_at=datetime.fromtimestamp(stamp / 1000, UTC),
             password_hash=unusable_password_hash(),
         )
         # A unique stand-in for the request signature (the replay guard's key).
-        store.issue_token(item, signature=f"{batch}{index:058x}")
+        return issue(users, store, item, new_login_token(), f"{batch}{index:058x}").user_id
+
+    try:
+        with ThreadPoolExecutor(ISSUE_THREADS) as executor:
+            return list(executor.map(create, range(pool)))
+    finally:
+        database.close()
+        store.client.close()
+
+
+def issue_login_tokens(
+    store: SabongStore, user_ids: Sequence[int], count: int, minutes: int = TOKEN_MINUTES
+) -> list[str]:
+    """`count` live login tokens for the pool users `user_ids`, by the store's own call."""
+    batch = secrets.token_hex(6)
+    pool = len(user_ids)
+
+    def issue_one(index: int) -> str:
+        token = new_login_token()
+        client_id = pool_client_id(index, pool)
+        signature = f"{batch}{index:058x}"  # a unique stand-in for a request signature
+        store.store_token(token, minutes * 60, user_ids[index % pool], client_id, signature)
         return token
 
     def issue_slice(start: int) -> list[str]:
-        return [issue(index) for index in range(start, count, ISSUE_THREADS)]
+        return [issue_one(index) for index in range(start, count, ISSUE_THREADS)]
 
     tokens: list[str] = []
     with ThreadPoolExecutor(ISSUE_THREADS) as executor:
@@ -118,11 +140,11 @@ def issue_login_tokens(
     return tokens
 
 
-def batched_login_tokens(client: redis_py.Redis, count: int) -> list[str]:
-    """Like issue_login_tokens (pool users, who must exist already), sent in pipelines."""
-    recorder = CommandRecorder(reply=[1, 1, 0])  # {ok, user id, not new}
-    store = SabongStore(cast(redis_py.Redis, recorder), 1000, REPLAY_TTL_SECONDS)
-    tokens = issue_login_tokens(store, count)
+def batched_login_tokens(client: redis_py.Redis, user_ids: Sequence[int], count: int) -> list[str]:
+    """Like issue_login_tokens, sent in pipelines."""
+    recorder = CommandRecorder(reply=1)  # a fresh signature: the token is stored
+    store = SabongStore(cast(redis_py.Redis, recorder), REPLAY_TTL_SECONDS)
+    tokens = issue_login_tokens(store, user_ids, count)
     replay(client, recorder)
     return tokens
 

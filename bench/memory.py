@@ -32,9 +32,9 @@ from . import fixtures
 from .recorder import CommandRecorder, replay
 
 DEFAULT_COUNT = 100_000
-# Fills the client's capped audit stream first: the stream is per client (bounded by
-# SABONG_AUDIT_MAXLEN), not per token, so it must not count towards the tokens.
+# Real calls before the measured ones: the script is cached and allocator pools are warm.
 SABONG_WARMUP = 2000
+MEMORY_USER_ID = 1
 MEMORY_CLIENT = "memory-partner"
 
 
@@ -90,9 +90,9 @@ def drop_replay_guards(client: redis_py.Redis) -> None:
 
 def _record_tokens(url: str, count: int) -> CommandRecorder:
     """`count` login-token issuances for the one memory user, built by the Sabong store."""
-    recorder = CommandRecorder(reply=[1, 1, 0])  # {ok, user id, not new}
-    store = SabongStore(cast(redis_py.Redis, recorder), 1000, REPLAY_TTL_SECONDS)
-    fixtures.issue_login_tokens(store, count, minutes=1440, pool=1)
+    recorder = CommandRecorder(reply=1)  # a fresh signature: the token is stored
+    store = SabongStore(cast(redis_py.Redis, recorder), REPLAY_TTL_SECONDS)
+    fixtures.issue_login_tokens(store, [MEMORY_USER_ID], count, minutes=1440)
     return recorder
 
 
@@ -116,10 +116,10 @@ def login_tokens(url: str, count: int, server: str) -> MemoryFigure:
     """Issue `count` live login tokens for one user; bytes per token."""
     client = redis_py.Redis.from_url(url)
     try:
-        # Real calls first: the user exists, its capped audit stream is full, and the
-        # script is cached on the server. Pool size 1: every token belongs to that user.
+        # Real calls first: the script is cached on the server and Redis has settled.
+        # Every token belongs to one user (users live in PostgreSQL, not counted here).
         store = fixtures.sabong_store(Settings({"REDIS_URL": url}))
-        fixtures.issue_login_tokens(store, SABONG_WARMUP, minutes=1440, pool=1)
+        fixtures.issue_login_tokens(store, [MEMORY_USER_ID], SABONG_WARMUP, minutes=1440)
         drop_replay_guards(client)
         keys_before, before = client.dbsize(), used_memory(client)
         started = time.monotonic()

@@ -22,11 +22,11 @@ from .errors import register_error_handlers
 from .runtime import CLOCK, EXTENSION, Runtime
 from .sessions import SessionStore
 from .store import SabongStore
+from .users import SabongUsers
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LOGIN_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_APP_URL = "/me"
-DEFAULT_AUDIT_MAXLEN = 1000
 DEFAULT_SESSION_SECONDS = 12 * 3600
 # A signature stays acceptable while |now - timestamp| <= 300 s, i.e. for up to 600 s
 # after it is first seen (a timestamp may be 300 s ahead); 60 s more absorbs clock skew
@@ -72,15 +72,13 @@ def session_seconds(settings: Settings) -> int:
 def build_runtime(settings: Settings) -> Runtime:
     """The stores and settings the views use."""
     client = connect(settings.redis_url or "")
-    store = SabongStore(
-        client,
-        audit_maxlen=settings.get_int("SABONG_AUDIT_MAXLEN", DEFAULT_AUDIT_MAXLEN),
-        replay_ttl=REPLAY_TTL_SECONDS,
-    )
+    store = SabongStore(client, replay_ttl=REPLAY_TTL_SECONDS)
+    database = database_from_settings(settings)
     login_base_url = settings.get("SABONG_LOGIN_BASE_URL", DEFAULT_LOGIN_BASE_URL).rstrip("/")
     return Runtime(
         store=store,
-        database=database_from_settings(settings),
+        database=database,
+        users=SabongUsers(database),
         sessions=SessionStore(client, session_seconds(settings)),
         client_secrets=settings.get_list("SABONG_CLIENT_SECRETS"),
         login_base_url=login_base_url,

@@ -9,6 +9,7 @@ from flask import session
 from .issuance import is_token_shaped
 from .sessions import SessionStore
 from .store import SabongStore
+from .users import SabongUsers
 
 # The one value the signed cookie holds: the session id (see sessions.py).
 SESSION_ID = "sid"
@@ -32,7 +33,8 @@ def sign_in_with_token(store: SabongStore, sessions: SessionStore, token: str, n
     if SESSION_ID in session:
         sessions.end(session[SESSION_ID])  # the browser's previous session ends for good
     # A fresh session, never a merge into a previous one (no session fixation), holding
-    # only the session id; who the user is lives in Redis, where logout can end it.
+    # only the session id; who the user is lives in Redis, where logout can end it, and
+    # the profile itself is always read from the database.
     session.clear()
     session.permanent = True
     session[SESSION_ID] = session_id
@@ -57,29 +59,25 @@ def sign_out_everywhere(sessions: SessionStore) -> int:
     return ended
 
 
-def current_profile(store: SabongStore, sessions: SessionStore) -> dict[str, Any] | None:
-    """The signed-in user's profile and wallet, or None without a live session."""
+def current_profile(users: SabongUsers, sessions: SessionStore) -> dict[str, Any] | None:
+    """The signed-in user's profile and live wallet balance, or None without a live session."""
     if SESSION_ID not in session:
         return None
     owner = sessions.find(session[SESSION_ID])
-    found = store.profile(owner[0]) if owner is not None else None
-    if owner is None or found is None or str(owner[1]) != found[0].get("id"):
+    found = users.find(owner[0]) if owner is not None else None
+    if owner is None or found is None or owner[1] != found["user"]["id"]:
         # Ended, expired, or the user is gone: the cookie means nothing now, drop it.
         session.clear()
         return None
-    client_id = owner[0]
-    user, wallet = found
+    user, wallet = found["user"], found["wallet"]
     return {
         "user": {
-            "id": int(user["id"]),
-            "username": user.get("username", ""),
-            "displayId": user.get("displayId", ""),
-            "displayName": user.get("name", ""),
-            "clientId": user.get("clientId", client_id),
-            "referralCode": user.get("referralCode", ""),
+            "id": user["id"],
+            "username": user["username"],
+            "displayId": user["displayId"],
+            "displayName": user["name"],
+            "clientId": user["clientId"],
+            "referralCode": user["referralCode"],
         },
-        "wallet": {
-            "currency": wallet.get("currency", "USD"),
-            "balance": wallet.get("balance", "0.00"),
-        },
+        "wallet": {"currency": wallet["currency"], "balance": wallet["balance"]},
     }

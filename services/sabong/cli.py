@@ -1,5 +1,10 @@
-"""Operator commands: show-user, list-users, audit, end-sessions. JSON on stdout, problems
-on stderr."""
+"""Operator commands: show-user, list-users, audit, end-sessions, import-from-redis.
+
+JSON on stdout, problems on stderr. Users, wallets and the audit are read from PostgreSQL
+(DATABASE_URL); sessions live in Redis (REDIS_URL), and `import-from-redis` reads the
+previous version's Redis. Both come from the environment, else from `.env` (DOTENV_PATH
+if set), else they are the servers `make run` starts.
+"""
 
 from __future__ import annotations
 
@@ -7,65 +12,60 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from dotenv import dotenv_values
-
-from shared.config import DEFAULT_DOTENV
-from shared.exceptions import StoreUnavailable
+from shared.config import Settings, read_settings, with_embedded_stores
+from shared.db import Database
+from shared.exceptions import ConfigError, StoreUnavailable
 from shared.redis import connect
 
+from .legacy_import import import_from_redis
 from .sessions import SessionStore
-from .store import SabongStore
-
-NO_REDIS_URL = (
-    "REDIS_URL is not set. Set it in the environment or in .env, e.g.\n"
-    "  REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python -m services.sabong list-users\n"
-    "(`make run` prints the URL of the embedded Redis it starts.)"
-)
+from .users import SabongUsers
 
 
-def redis_url(environ: Mapping[str, str]) -> str | None:
-    """REDIS_URL from the environment, else from `.env` (DOTENV_PATH if set)."""
-    if environ.get("REDIS_URL"):
-        return environ["REDIS_URL"]
-    path = Path(environ.get("DOTENV_PATH") or DEFAULT_DOTENV)
-    if path.is_file():
-        return dotenv_values(path).get("REDIS_URL") or None
-    return None
+@dataclass(frozen=True)
+class Command:
+    """What a command runs, and which stores it needs besides the database."""
+
+    run: Callable[[Settings, Database, argparse.Namespace], Any]
+    needs_redis: bool = False
 
 
-def public_user(user: Mapping[str, str]) -> dict[str, Any]:
-    """A user record for display: the id as a number and no password hash."""
-    shown: dict[str, Any] = {k: v for k, v in user.items() if k != "password"}
-    if "id" in shown:
-        shown["id"] = int(shown["id"])
-    return shown
-
-
-def show_user(store: SabongStore, args: argparse.Namespace) -> Any:
-    found = store.profile(args.client_id)
+def show_user(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
+    found = SabongUsers(database).find(args.client_id)
     if found is None:
         raise LookupError(f"no user with clientId {args.client_id!r}")
-    user, wallet = found
-    return {"user": public_user(user), "wallet": wallet}
+    return found
 
 
-def list_users(store: SabongStore, args: argparse.Namespace) -> Any:
-    client_ids = [client_id for _, client_id in store.list_clients()]
-    return [public_user(user) for user in store.users(client_ids)]
+def list_users(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
+    return SabongUsers(database).list_all()
 
 
-def audit(store: SabongStore, args: argparse.Namespace) -> Any:
-    return store.audit(args.client_id, args.limit)
+def audit(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
+    return SabongUsers(database).audit(args.client_id, args.limit)
 
 
-def end_sessions(store: SabongStore, args: argparse.Namespace) -> Any:
+def import_legacy(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
+    # Inside the caller's try: a cluster client contacts Redis as soon as it is created.
+    client = connect(settings.redis_url or "")
+    try:
+        return import_from_redis(client, database)
+    finally:
+        client.close()
+
+
+def end_sessions(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
     """End every session of a user (e.g. a stolen phone): their cookies stop working now."""
-    sessions = SessionStore(store.client, lifetime_seconds=1)  # the lifetime matters to start()
-    ended = sessions.end_all(args.client_id)
+    client = connect(settings.redis_url or "")
+    try:
+        # The lifetime only matters to start(), which this never calls.
+        ended = SessionStore(client, lifetime_seconds=1).end_all(args.client_id)
+    finally:
+        client.close()
     return {"clientId": args.client_id, "sessionsEnded": ended}
 
 
@@ -74,35 +74,52 @@ def parser() -> argparse.ArgumentParser:
     commands = main_parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("show-user", help="a user and their wallet")
     show.add_argument("client_id", metavar="CLIENT_ID")
-    show.set_defaults(run=show_user)
+    show.set_defaults(command_spec=Command(show_user))
     every = commands.add_parser("list-users", help="every user, by id")
-    every.set_defaults(run=list_users)
+    every.set_defaults(command_spec=Command(list_users))
     recent = commands.add_parser("audit", help="recent token issuances of a client")
     recent.add_argument("client_id", metavar="CLIENT_ID")
     recent.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-    recent.set_defaults(run=audit)
+    recent.set_defaults(command_spec=Command(audit))
+    legacy = commands.add_parser(
+        "import-from-redis",
+        help="one-off: copy users, wallets and audit entries the previous version kept in "
+        "Redis (REDIS_URL) into PostgreSQL; safe to run again",
+    )
+    legacy.set_defaults(command_spec=Command(import_legacy, needs_redis=True))
     logout = commands.add_parser("end-sessions", help="end every session of a user")
     logout.add_argument("client_id", metavar="CLIENT_ID")
-    logout.set_defaults(run=end_sessions)
+    logout.set_defaults(command_spec=Command(end_sessions, needs_redis=True))
     return main_parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run one command; 0 on success, 1 when not found or Redis is down, 2 on setup errors."""
+    """Run one command; 0 on success, 1 when not found or a store is down, 2 on setup errors."""
     args = parser().parse_args(argv)
-    url = redis_url(os.environ if environ is None else environ)
-    if not url:
-        print(NO_REDIS_URL, file=sys.stderr)
+    spec: Command = args.command_spec
+    # Unset URLs mean the stores `make run` started (see with_embedded_stores).
+    settings = with_embedded_stores(read_settings(os.environ if environ is None else environ))
+    try:
+        database = Database(settings.database_url or "", max_size=2)
+    except ConfigError as exc:
+        print(exc.message, file=sys.stderr)
         return 2
     try:
-        # Inside the try: a cluster client contacts Redis as soon as it is created.
-        store = SabongStore(connect(url), audit_maxlen=0, replay_ttl=0)
-        result = args.run(store, args)
+        result = spec.run(settings, database, args)
     except LookupError as exc:
         print(exc.args[0], file=sys.stderr)
         return 1
-    except StoreUnavailable:
-        print(f"Redis at {url} cannot be reached.", file=sys.stderr)
+    except StoreUnavailable as exc:
+        print(unreachable_message(exc, spec.needs_redis), file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    finally:
+        database.close()
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0
+
+
+def unreachable_message(exc: StoreUnavailable, needs_redis: bool) -> str:
+    """Which store could not be reached (by setting name: a URL may hold a password)."""
+    if exc.message == "Database unavailable" or not needs_redis:
+        return "PostgreSQL (DATABASE_URL) cannot be reached; is `make run` up?"
+    return "Redis (REDIS_URL) cannot be reached; is `make run` up?"

@@ -59,7 +59,7 @@ def bad_request(exc: BadRequest) -> Response:
 
 def store_unavailable(exc: StoreUnavailable) -> Response:
     """500 as documented for token issuance; 503 elsewhere (nothing was lost, retry)."""
-    log.warning("redis unavailable on %s", request.endpoint)
+    log.warning("store unavailable (%s) on %s", exc.message, request.endpoint)
     if request.endpoint == GENERATE_ENDPOINT:
         return json_response(TOKEN_STORE_FAILURE, 500)
     if is_api_request():

@@ -1,4 +1,4 @@
-"""What the views need at run time: the store, the settings, and an injectable clock."""
+"""What the views need at run time: the stores, the settings, and an injectable clock."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from shared.db import Database
 
 from .sessions import SessionStore
 from .store import SabongStore
+from .users import SabongUsers
 
 EXTENSION = "sabong"
 CLOCK = "SABONG_CLOCK"  # app.config entry: a `() -> float` Unix time; tests pin it
@@ -22,6 +23,7 @@ class Runtime:
 
     store: SabongStore
     database: Database
+    users: SabongUsers
     sessions: SessionStore
     client_secrets: tuple[str, ...]
     login_base_url: str

@@ -22,14 +22,15 @@ def test_recorded_login_tokens_become_live_tokens(
     redis_url: str, redis_client: redis_py.Redis
 ) -> None:
     real = fixtures.sabong_store(Settings({"REDIS_URL": redis_url}))
-    fixtures.issue_login_tokens(real, 1, pool=1)  # the user exists and the script is cached
-    recorder = CommandRecorder(reply=[1, 1, 0])
-    recorded = SabongStore(cast(redis_py.Redis, recorder), 1000, REPLAY_TTL_SECONDS)
-    tokens = fixtures.issue_login_tokens(recorded, 50, pool=1)
+    fixtures.issue_login_tokens(real, [7], 1)  # the script is cached
+    recorder = CommandRecorder(reply=1)
+    recorded = SabongStore(cast(redis_py.Redis, recorder), REPLAY_TTL_SECONDS)
+    tokens = fixtures.issue_login_tokens(recorded, [7], 50)
     assert redis_client.dbsize() < 50
     replay(redis_client, recorder)
-    assert all(redis_client.get(token_key(token)) == "1" for token in tokens)
-    assert real.consume_token(tokens[0]) == (1, fixtures.pool_client_id(0, 1))
+    owner = f"7:{fixtures.pool_client_id(0, 1)}"
+    assert all(redis_client.get(token_key(token)) == owner for token in tokens)
+    assert real.consume_token(tokens[0]) == (7, fixtures.pool_client_id(0, 1))
     drop_replay_guards(redis_client)
     assert not list(redis_client.scan_iter("*:r:*"))
 

@@ -10,7 +10,7 @@ import redis as redis_py
 
 from shared import redis as shared_redis
 from shared.cluster import LocalRedisCluster, LocalRedisSentinel, redis_cli_binary
-from shared.embedded import redis_server_binary
+from shared.embedded import EmbeddedRedis, redis_server_binary
 from shared.exceptions import ConfigError
 
 
@@ -29,6 +29,15 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRed
     _require_cluster_binaries()
     with LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def single_redis_url(redis_server: EmbeddedRedis) -> str:
+    """URL of one plain Redis server, emptied first, even when TEST_REDIS=cluster."""
+    client = redis_py.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
 
 
 @pytest.fixture

@@ -53,8 +53,8 @@ def test_cluster_url_gives_a_cluster_client_spread_over_every_master(
     assert len(owners) == 3  # the data really is sharded over the three masters
 
 
-def test_single_server_client_is_not_a_cluster(redis_url: str) -> None:
-    client = shared_redis.connect(redis_url)
+def test_single_server_client_is_not_a_cluster(single_redis_url: str) -> None:
+    client = shared_redis.connect(single_redis_url)
     assert not shared_redis.is_cluster(client)
     assert shared_redis.ping(client) is True
     client.close()
@@ -208,7 +208,7 @@ def test_sentinel_url_follows_the_named_master(redis_sentinel: LocalRedisSentine
 
 
 def test_async_clients_speak_every_url_form(
-    cluster_url: str, redis_sentinel: LocalRedisSentinel, redis_url: str
+    cluster_url: str, redis_sentinel: LocalRedisSentinel, single_redis_url: str
 ) -> None:
     async def exercise(url: str) -> tuple[bool, int, int]:
         client = shared_redis.connect_async(url)
@@ -222,6 +222,6 @@ def test_async_clients_speak_every_url_form(
 
     assert asyncio.run(exercise(cluster_url)) == (True, 1, 6)
     assert asyncio.run(exercise(redis_sentinel.url)) == (False, 1, 6)
-    assert asyncio.run(exercise(redis_url)) == (False, 1, 6)
+    assert asyncio.run(exercise(single_redis_url)) == (False, 1, 6)
     with pytest.raises(ConfigError):
         shared_redis.connect_async(cluster_url + "/3")

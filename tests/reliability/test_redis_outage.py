@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass
 
+import psycopg
 import pytest
-import redis as redis_py
-
-from services.sabong.store import user_key, wallet_key
 
 from .conftest import Figures, StartPlatform
 from .platform import dump
@@ -96,8 +95,9 @@ def test_redis_killed_and_restarted_during_load(
         r.answer.brief() for r in results if r.answer.started > after and not r.ok
     ]
     durable, recent = _new_users(results, kill_sent)
-    lost = _missing_users(platform.redis.url, durable)
-    lost_recent = _missing_users(platform.redis.url, recent)
+    # Sabong users and wallets live in PostgreSQL (the services' DATABASE_URL).
+    lost = _missing_users(os.environ["DATABASE_URL"], durable)
+    lost_recent = _missing_users(os.environ["DATABASE_URL"], recent)
     k2_login = _login(platform.port, username, password)
 
     figures(
@@ -115,7 +115,7 @@ def test_redis_killed_and_restarted_during_load(
     figures(
         f"[redis-outage] users acknowledged >{DURABLE_AFTER_SECONDS:.0f}s before the kill: "
         f"{len(durable)}, lost={len(lost)}; acknowledged in the last "
-        f"{DURABLE_AFTER_SECONDS:.0f}s: {len(recent)}, lost={len(lost_recent)} (AOF everysec)"
+        f"{DURABLE_AFTER_SECONDS:.0f}s: {len(recent)}, lost={len(lost_recent)} (PostgreSQL)"
     )
 
     assert not undocumented, f"{len(undocumented)} undocumented answers: {undocumented[:5]}"
@@ -127,6 +127,7 @@ def test_redis_killed_and_restarted_during_load(
     assert not failed_after_recovery, failed_after_recovery[:5]
     assert len(durable) >= 10, "too few users created before the kill to judge durability"
     assert not lost, f"users or wallets lost: {lost[:5]}"
+    assert not lost_recent, f"users or wallets lost: {lost_recent[:5]}"  # not in Redis at all
     assert k2_login == 200, "the K2 account made before the outage cannot log in"
 
 
@@ -168,20 +169,21 @@ def _new_users(results: list[Result], kill_sent: float) -> tuple[list[tuple[str,
     return durable, recent
 
 
-def _missing_users(redis_url: str, users: list[tuple[str, int]]) -> list[str]:
-    """Users (or their wallets) that are not in Redis, each with what is missing."""
-    client = redis_py.Redis.from_url(redis_url, decode_responses=True)
+def _missing_users(database_url: str, users: list[tuple[str, int]]) -> list[str]:
+    """Users (or their wallets) that are not in the database, each with what is missing."""
     missing = []
-    try:
+    with psycopg.connect(database_url) as conn:
         for client_id, user_id in users:
-            user = client.hgetall(user_key(client_id))
-            wallet = client.hgetall(wallet_key(client_id))
-            if str(user.get("id")) != str(user_id):
-                missing.append(f"user {client_id} (id {user_id}): {user}")
-            elif wallet != {"currency": "USD", "balance": "0.00"}:
-                missing.append(f"wallet of {client_id}: {wallet}")
-    finally:
-        client.close()
+            row = conn.execute(
+                "SELECT u.id, w.currency, w.balance::text FROM sabong_users u"
+                " LEFT JOIN sabong_wallets w ON w.client_id = u.client_id"
+                " WHERE u.client_id = %s",
+                (client_id,),
+            ).fetchone()
+            if row is None or row[0] != user_id:
+                missing.append(f"user {client_id} (id {user_id}): {row}")
+            elif row[1:] != ("USD", "0.00"):
+                missing.append(f"wallet of {client_id}: {row[1:]}")
     return missing
 
 

@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from services.sabong import create_app
-from services.sabong.runtime import CLOCK
+from services.sabong.runtime import CLOCK, EXTENSION
 from shared import signing
 from shared.embedded import free_port
 
@@ -60,13 +60,18 @@ MakeApp = Callable[..., Flask]
 
 
 @pytest.fixture
-def make_app(redis_url: str, database_url: str) -> MakeApp:
+def make_app(redis_url: str, database_url: str) -> Iterator[MakeApp]:
     """Build an app on the per-test Redis and the emptied test database, with extra settings."""
+    built: list[Flask] = []
 
     def build(redis: str | None = None, **extra: str) -> Flask:
-        return create_app(base_settings(redis or redis_url, **extra))
+        app = create_app(base_settings(redis or redis_url, **extra))
+        built.append(app)
+        return app
 
-    return build
+    yield build
+    for app in built:  # each app has a database pool: close it rather than leak connections
+        app.extensions[EXTENSION].database.close()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The operator CLI: show-user, list-users, audit; and a clear message without REDIS_URL."""
+"""The operator CLI: show-user, list-users, audit (from PostgreSQL), import-from-redis; and
+clear messages without DATABASE_URL / REDIS_URL."""
 
 from __future__ import annotations
 
@@ -12,72 +13,78 @@ from typing import Any
 import pytest
 
 from services.sabong.cli import main
+from shared.embedded import free_port
 
 from .conftest import PROJECT_ROOT, Partner
 
 
-def run(capsys: pytest.CaptureFixture[str], redis_url: str, *argv: str) -> tuple[int, Any, str]:
-    code = main(list(argv), environ={"REDIS_URL": redis_url})
+def run(
+    capsys: pytest.CaptureFixture[str], database_url: str, *argv: str, **env: str
+) -> tuple[int, Any, str]:
+    # DOTENV_PATH: the test's own empty `.env` (conftest), never the developer's.
+    environ = {"DOTENV_PATH": os.environ["DOTENV_PATH"], "DATABASE_URL": database_url, **env}
+    code = main(list(argv), environ=environ)
     out, err = capsys.readouterr()
     return code, (json.loads(out) if out else None), err
 
 
 def test_show_user_prints_user_and_wallet_without_password(
-    partner: Partner, redis_url: str, capsys: pytest.CaptureFixture[str]
+    partner: Partner, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     partner.issue(clientId="CLI-1", username="cli", displayName="Cli User")
-    code, shown, _ = run(capsys, redis_url, "show-user", "CLI-1")
+    code, shown, _ = run(capsys, database_url, "show-user", "CLI-1")
     assert code == 0
     assert isinstance(shown, dict)
     assert shown["user"]["id"] == 1 and shown["user"]["name"] == "Cli User"
     assert shown["user"]["referralCode"].startswith("REF-")
+    assert shown["user"]["createdAt"].endswith("Z")
     assert "password" not in shown["user"]
     assert shown["wallet"] == {"currency": "USD", "balance": "0.00"}
 
 
 def test_show_user_unknown_client_is_exit_1(
-    redis_url: str, capsys: pytest.CaptureFixture[str]
+    database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, shown, err = run(capsys, redis_url, "show-user", "NOBODY")
+    code, shown, err = run(capsys, database_url, "show-user", "NOBODY")
     assert (code, shown) == (1, None)
     assert "NOBODY" in err
 
 
 def test_list_users_in_id_order(
-    partner: Partner, redis_url: str, capsys: pytest.CaptureFixture[str]
+    partner: Partner, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in ("B", "A", "C"):
         partner.issue(clientId=f"LIST-{name}")
-    code, listed, _ = run(capsys, redis_url, "list-users")
+    code, listed, _ = run(capsys, database_url, "list-users")
     assert code == 0
     assert [(u["id"], u["clientId"]) for u in listed] == [
         (1, "LIST-B"),
         (2, "LIST-A"),
         (3, "LIST-C"),
     ]
+    assert all("password" not in u for u in listed)
 
 
 def test_audit_lists_recent_issuances_newest_first(
-    partner: Partner, redis_url: str, capsys: pytest.CaptureFixture[str]
+    partner: Partner, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for last in range(1, 4):
         partner.issue(clientId="AUDIT-1", ipAddress=f"10.0.0.{last}")
-    code, entries, _ = run(capsys, redis_url, "audit", "AUDIT-1", "--limit", "2")
+    code, entries, _ = run(capsys, database_url, "audit", "AUDIT-1", "--limit", "2")
     assert code == 0
     assert [e["ipAddress"] for e in entries] == ["10.0.0.3", "10.0.0.2"]
-    assert all(e["userId"] == "1" and e["clientId"] == "AUDIT-1" for e in entries)
+    assert all(e["userId"] == 1 and e["clientId"] == "AUDIT-1" for e in entries)
+    assert all(e["expiresIn"] == 300 and e["at"].endswith("Z") for e in entries)
 
 
-def test_redis_down_is_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
-    from shared.embedded import free_port
-
-    code, shown, err = run(capsys, f"redis://127.0.0.1:{free_port()}/0", "list-users")
+def test_database_down_is_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    code, shown, err = run(capsys, f"postgresql://nobody@127.0.0.1:{free_port()}/x", "list-users")
     assert (code, shown) == (1, None)
-    assert "cannot be reached" in err
+    assert "PostgreSQL (DATABASE_URL) cannot be reached" in err
 
 
-def test_missing_redis_url_prints_how_to_set_it(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+def test_missing_database_url_prints_how_to_set_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["DOTENV_PATH"] = str(tmp_path / "empty.env")
     result = subprocess.run(
         [sys.executable, "-m", "services.sabong", "list-users"],
@@ -89,17 +96,25 @@ def test_missing_redis_url_prints_how_to_set_it(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "REDIS_URL is not set" in result.stderr
+    assert "DATABASE_URL is not set" in result.stderr
     assert "make run" in result.stderr
     assert result.stdout == ""
 
 
-def test_redis_url_is_read_from_dotenv(
-    partner: Partner, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_import_without_redis_url_says_so(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, shown, err = run(capsys, database_url, "import-from-redis")
+    assert (code, shown) == (2, None)
+    assert "REDIS_URL is not set" in err
+
+
+def test_database_url_is_read_from_dotenv(
+    partner: Partner, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     partner.issue(clientId="DOT")
     dotenv = tmp_path / "ops.env"
-    dotenv.write_text(f"REDIS_URL={redis_url}\n")
+    dotenv.write_text(f"DATABASE_URL={database_url}\n")
     assert main(["show-user", "DOT"], environ={"DOTENV_PATH": str(dotenv)}) == 0
     assert json.loads(capsys.readouterr().out)["user"]["clientId"] == "DOT"
 

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import redis as redis_py
+from psycopg import Connection
 
 from services.sabong import store
 from shared import signing
-from shared.redis import is_cluster
 
 from .conftest import PATH, HttpAnswer, LiveSabong, compact, valid_fields
 
@@ -33,7 +33,7 @@ def all_at_once(count: int, call: Callable[[int], T]) -> list[T]:
 
 
 def test_concurrent_first_calls_create_exactly_one_user(
-    live_sabong: LiveSabong, redis_client: redis_py.Redis
+    live_sabong: LiveSabong, redis_client: redis_py.Redis, db: Connection
 ) -> None:
     def first_call(index: int) -> HttpAnswer:
         # Distinct requests (an ignored field differs) so none is a replay of another.
@@ -45,17 +45,28 @@ def test_concurrent_first_calls_create_exactly_one_user(
     assert sum(d["isNewUser"] for d in data) == 1
     (user_id,) = {d["user"]["id"] for d in data}
     assert len({d["token"] for d in data}) == 50
-    assert redis_client.hgetall(store.IDS_KEY) == {str(user_id): "RACE"}
-    next_id = int(redis_client.get(store.NEXT_ID_KEY) or 0)
-    if is_cluster(redis_client):
-        # The id comes from another slot before the user is created: lost races waste ids.
-        assert 1 <= user_id <= next_id <= 50
-    else:
-        assert user_id == next_id == 1  # one atomic script: no id is wasted
-    assert list(redis_client.scan_iter("sabong:*:u")) == [store.user_key("RACE")]
-    assert list(redis_client.scan_iter("sabong:*:w")) == [store.wallet_key("RACE")]
-    assert redis_client.hgetall(store.wallet_key("RACE")) == {"currency": "USD", "balance": "0.00"}
-    assert redis_client.xlen(store.audit_key("RACE")) == 50
+    # One user and one wallet; a lost race may waste a sequence number, never a user.
+    assert db.execute("SELECT client_id, id FROM sabong_users").fetchall() == [("RACE", user_id)]
+    wallets = db.execute("SELECT client_id, user_id, balance::text FROM sabong_wallets")
+    assert wallets.fetchall() == [("RACE", user_id, "0.00")]
+    audited = db.execute("SELECT count(*), min(user_id), max(user_id) FROM sabong_issuance_audit")
+    assert audited.fetchone() == (50, user_id, user_id)
+    tokens = [store.token_key(d["token"]) for d in data]
+    assert all(redis_client.get(key) == f"{user_id}:RACE" for key in tokens)
+
+
+def test_concurrent_first_calls_for_many_clients(live_sabong: LiveSabong, db: Connection) -> None:
+    # 40 threads over 8 new clientIds: each clientId ends with one user and one winner.
+    answers = all_at_once(
+        40, lambda i: live_sabong.post_signed(valid_fields(clientId=f"MANY-{i % 8}"))
+    )
+    assert [a.status for a in answers] == [200] * 40
+    winners = Counter(a.json()["data"]["user"]["displayId"] for a in answers
+                      if a.json()["data"]["isNewUser"])  # fmt: skip
+    assert winners == Counter({f"MANY-{n}": 1 for n in range(8)})
+    rows = db.execute("SELECT count(*), count(DISTINCT id) FROM sabong_users").fetchone()
+    assert rows == (8, 8)
+    assert db.execute("SELECT count(*) FROM sabong_wallets").fetchone() == (8,)
 
 
 def test_token_consumed_once_under_concurrent_posts(

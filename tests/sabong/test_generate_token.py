@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import math
+import random
 import re
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import redis as redis_py
 from flask import Flask
+from psycopg import Connection
+from psycopg.rows import dict_row
 
 from services.sabong import store
 from services.sabong.issuance import _BYTE_TO_CHAR, TOKEN_ALPHABET, new_login_token
 from services.sabong.runtime import EXTENSION
+from services.sabong.users import REFERRAL_MODULUS, REFERRAL_MULTIPLIER, referral_suffix
 from shared.embedded import EmbeddedRedis
 from shared.redis import is_cluster
 
@@ -57,30 +62,46 @@ def test_login_base_url_is_configurable(make_app: MakeApp) -> None:
     assert data["loginLink"] == "https://play.example.com/login/" + data["token"]
 
 
-def test_new_user_record_and_wallet(vector_partner: Partner, redis_client: redis_py.Redis) -> None:
+def user_row(db: Connection, client_id: str) -> dict[str, Any] | None:
+    """Every column of a user, as stored."""
+    return (
+        db.cursor(row_factory=dict_row)
+        .execute("SELECT * FROM sabong_users WHERE client_id = %s", (client_id,))
+        .fetchone()
+    )
+
+
+def wallet_rows(db: Connection) -> list[tuple[Any, ...]]:
+    return db.execute(
+        "SELECT client_id, user_id, currency, balance::text, updated_at FROM sabong_wallets"
+        " ORDER BY user_id"
+    ).fetchall()
+
+
+def test_new_user_record_and_wallet(vector_partner: Partner, db: Connection) -> None:
     vector_partner.issue(clientId="C-42", username="alice", displayName="Alice A")
-    user = redis_client.hgetall(store.user_key("C-42"))
+    user = user_row(db, "C-42")
+    assert user is not None
+    created = datetime(2024, 2, 1, 15, 40, tzinfo=UTC)
     assert user == {
-        "id": "1",
+        "client_id": "C-42",
+        "id": 1,
         "username": "alice",
         "name": "Alice A",
-        "displayId": "C-42",
-        "clientId": "C-42",
-        "referralCode": "REF-2024-" + store.referral_suffix(1),
+        "display_id": "C-42",
+        "referral_code": "REF-2024-" + referral_suffix(1),
         "password": user["password"],
         "role": "user",
         "status": "active",
-        "createdAt": "2024-02-01T15:40:00.000Z",
-        "updatedAt": "2024-02-01T15:40:00.000Z",
+        "created_at": created,
+        "updated_at": created,
     }
     # A hash of random bytes: not empty, not the username, marked unusable.
     assert re.fullmatch(r"![0-9a-f]{64}", user["password"])
-    assert redis_client.hgetall(store.wallet_key("C-42")) == {"currency": "USD", "balance": "0.00"}
+    assert wallet_rows(db) == [("C-42", 1, "USD", "0.00", None)]
 
 
-def test_existing_user_is_updated_not_duplicated(
-    partner: Partner, redis_client: redis_py.Redis
-) -> None:
+def test_existing_user_is_updated_not_duplicated(partner: Partner, db: Connection) -> None:
     first = partner.issue(clientId="C-7", username="bob", displayName="Bob")
     second = partner.issue(clientId="C-7", username="bobby", displayName="Robert")
     assert first["isNewUser"] is True and second["isNewUser"] is False
@@ -91,38 +112,53 @@ def test_existing_user_is_updated_not_duplicated(
         "displayId": "C-7",
         "displayName": "Robert",
     }
-    user = redis_client.hgetall(store.user_key("C-7"))
-    assert (user["username"], user["name"]) == ("bobby", "Robert")
-    assert redis_client.hlen(store.IDS_KEY) == 1
+    user = user_row(db, "C-7")
+    assert user is not None and (user["username"], user["name"]) == ("bobby", "Robert")
+    assert user["updated_at"] >= user["created_at"]
+    assert db.execute("SELECT count(*) FROM sabong_users").fetchone() == (1,)
+    assert len(wallet_rows(db)) == 1
 
 
 def test_user_ids_count_up_and_referral_codes_are_distinct(
-    partner: Partner, redis_client: redis_py.Redis
+    partner: Partner, db: Connection
 ) -> None:
-    ids = [partner.issue(clientId=f"CL-{n}")["user"]["id"] for n in range(5)]
+    ids = []
+    for n in range(5):
+        ids.append(partner.issue(clientId=f"CL-{n}")["user"]["id"])
+        partner.issue(clientId=f"CL-{n}")  # an existing user draws no id from the sequence
     assert ids == [1, 2, 3, 4, 5]
-    codes = [redis_client.hget(store.user_key(f"CL-{n}"), "referralCode") for n in range(5)]
+    codes = [row[0] for row in db.execute("SELECT referral_code FROM sabong_users ORDER BY id")]
     year = time.gmtime().tm_year
-    assert codes == [f"REF-{year}-{store.referral_suffix(i)}" for i in ids]
+    assert codes == [f"REF-{year}-{referral_suffix(i)}" for i in ids]
     assert len(set(codes)) == 5
 
 
 def test_referral_mapping_is_a_bijection_by_construction() -> None:
-    assert math.gcd(store.REFERRAL_MULTIPLIER, store.REFERRAL_MODULUS) == 1
-    suffixes = {store.referral_suffix(i) for i in range(1, 100_001)}
+    assert math.gcd(REFERRAL_MULTIPLIER, REFERRAL_MODULUS) == 1
+    suffixes = {referral_suffix(i) for i in range(1, 100_001)}
     assert len(suffixes) == 100_000
     assert all(re.fullmatch(r"[0-9A-Z]{6}", s) for s in list(suffixes)[:1000])
 
 
-def test_lua_referral_matches_python_for_large_ids(
-    partner: Partner, redis_client: redis_py.Redis
-) -> None:
-    # Near 2^31 the product id * multiplier exceeds 2^53; the Lua must stay exact.
-    redis_client.set(store.NEXT_ID_KEY, 2_176_782_000)
+def test_sql_referral_function_equals_python_for_many_ids(db: Connection) -> None:
+    # Small ids, a random sample of the whole range, and the edges of 36^6, where
+    # id * multiplier is far beyond 2^53 (exact in SQL numeric, exact in Python).
+    rng = random.Random(11)
+    ids = [*range(1, 5001), *(rng.randrange(1, 2**40) for _ in range(5000))]
+    ids += [REFERRAL_MODULUS - 1, REFERRAL_MODULUS, REFERRAL_MODULUS + 1, 2**62]
+    rows = db.execute(
+        "SELECT i, sabong_referral_code(i, 2026) FROM unnest(%s::bigint[]) AS i", (ids,)
+    ).fetchall()
+    assert len(rows) == len(ids)
+    assert [code for _, code in rows] == [f"REF-2026-{referral_suffix(i)}" for i in ids]
+
+
+def test_large_ids_get_the_python_referral_code(partner: Partner, db: Connection) -> None:
+    db.execute("SELECT setval('sabong_user_ids', 2176782000)")
     user_id = partner.issue(clientId="BIG")["user"]["id"]
     assert user_id == 2_176_782_001
-    code = redis_client.hget(store.user_key("BIG"), "referralCode")
-    assert code is not None and code.endswith(store.referral_suffix(user_id))
+    user = user_row(db, "BIG")
+    assert user is not None and user["referral_code"].endswith(referral_suffix(user_id))
 
 
 def test_earlier_tokens_stay_valid(partner: Partner, redis_client: redis_py.Redis) -> None:
@@ -151,28 +187,26 @@ def test_token_never_stored_in_clear(partner: Partner, redis_client: redis_py.Re
         kind = redis_client.type(key)
         if kind == "string":
             everything.append(redis_client.get(key) or "")
-        elif kind == "hash":
-            everything.extend(f"{k}={v}" for k, v in redis_client.hgetall(key).items())
-        elif kind == "stream":
-            for _, fields in redis_client.xrange(key):
-                everything.extend(f"{k}={v}" for k, v in fields.items())
         else:
             pytest.fail(f"unexpected key type {kind} for {key}")
     dump = "\n".join(everything)
-    assert len(everything) > 10
+    assert len(everything) == 16  # four tokens and four replay guards, keys and values
     for token in tokens:
         assert token not in dump
         assert token[:32] not in dump and token[32:] not in dump
-    # The token key holds only its user (the id; in a cluster also the clientId, so that
-    # signing in needs no other slot): small, and nothing secret.
-    owner = "1:SCAN-0" if is_cluster(redis_client) else "1"
-    assert redis_client.get(store.token_key(tokens[0])) == owner
+    # The token key holds only its user (id and clientId, so that signing in needs no
+    # database look-up): small, and nothing secret.
+    assert redis_client.get(store.token_key(tokens[0])) == "1:SCAN-0"
 
 
-def test_redis_round_trips_per_issuance(
-    app: Flask, partner: Partner, redis_client: redis_py.Redis, monkeypatch: pytest.MonkeyPatch
+def test_round_trips_per_issuance(
+    app: Flask,
+    partner: Partner,
+    redis_client: redis_py.Redis,
+    db: Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    partner.issue(clientId="WARM-UP")  # the first call also caches the scripts
+    partner.issue(clientId="WARM-UP")  # the first call also caches the script
     client = app.extensions[EXTENSION].store.client
     sent: list[str] = []
     original = client.execute_command
@@ -187,37 +221,30 @@ def test_redis_round_trips_per_issuance(
     sent.clear()
     partner.issue(clientId="RT")
     if is_cluster(redis_client):
-        # One slot per step: client script (asks for an id), counter, client script
-        # (creates), id index, token; an existing user needs the client script and token.
-        assert for_new_user == ["EVALSHA", "INCRBY", "EVALSHA", "HSET", "SET"]
-        assert sent == ["EVALSHA", "SET"]
+        # The replay guard and the token live in different slots: one command each.
+        assert for_new_user == sent == ["SET", "SET"]
     else:
-        assert for_new_user == sent == ["EVALSHA"]  # one atomic script: one round trip
+        assert for_new_user == sent == ["EVALSHA"]  # one script: one round trip
 
 
-def test_every_issuance_is_audited(partner: Partner, redis_client: redis_py.Redis) -> None:
+def test_every_issuance_is_audited(partner: Partner, db: Connection) -> None:
     partner.issue(clientId="AUD", ipAddress="10.0.0.1")
     partner.issue(clientId="AUD", ipAddress="2001:db8::1", expiration=10)
-    entries = redis_client.xrevrange(store.audit_key("AUD"))
-    assert [fields["ipAddress"] for _, fields in entries] == ["2001:db8::1", "10.0.0.1"]
-    newest = entries[0][1]
-    assert newest["clientId"] == "AUD" and newest["userId"] == "1" and newest["expiresIn"] == "600"
-    assert re.fullmatch(ISO_MILLIS_RE, newest["at"])
+    rows = db.execute(
+        "SELECT client_id, user_id, ip_address, expires_in, issued_at"
+        " FROM sabong_issuance_audit ORDER BY id DESC"
+    ).fetchall()
+    assert [row[2] for row in rows] == ["2001:db8::1", "10.0.0.1"]
+    assert rows[0][:4] == ("AUD", 1, "2001:db8::1", 600)
+    assert abs(rows[0][4].timestamp() - time.time()) < 60
 
 
-def test_audit_stream_is_capped(make_app: MakeApp, redis_client: redis_py.Redis) -> None:
-    partner = Partner(make_app(SABONG_AUDIT_MAXLEN="10").test_client())
-    for _ in range(250):
-        partner.issue(clientId="CAPPED")
-    # MAXLEN ~ trims whole stream nodes (100 entries): cheap, and bounded.
-    assert 10 <= redis_client.xlen(store.audit_key("CAPPED")) < 250
-
-
-def test_unknown_fields_are_ignored(partner: Partner, redis_client: redis_py.Redis) -> None:
+def test_unknown_fields_are_ignored(partner: Partner, db: Connection) -> None:
     data = partner.issue(clientId="U1", role="admin", balance="99999.00", id=77)
     assert data["user"]["id"] == 1
-    assert redis_client.hget(store.user_key("U1"), "role") == "user"
-    assert redis_client.hget(store.wallet_key("U1"), "balance") == "0.00"
+    user = user_row(db, "U1")
+    assert user is not None and user["role"] == "user"
+    assert wallet_rows(db) == [("U1", 1, "USD", "0.00", None)]
 
 
 def test_login_tokens_are_uniform_alphanumeric() -> None:

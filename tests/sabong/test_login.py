@@ -11,8 +11,10 @@ import pytest
 import redis as redis_py
 from flask import Flask
 from flask.testing import FlaskClient
+from psycopg import Connection
 from redis.cluster import RedisCluster
 
+from devtools.postgres import EmbeddedPostgres
 from services.sabong import sessions, store
 from shared.embedded import EmbeddedRedis
 from shared.redis import is_cluster
@@ -150,6 +152,14 @@ def test_profile_follows_updates_from_later_issuances(partner: Partner) -> None:
     assert partner.client.get("/api/v1/me").get_json()["data"]["user"]["displayName"] == "New Name"
 
 
+def test_me_shows_the_live_balance_from_the_database(partner: Partner, db: Connection) -> None:
+    partner.client.post(login_path(partner.issue(clientId="RICH", displayName="Rich")))
+    db.execute("UPDATE sabong_wallets SET balance = 1600.50 WHERE client_id = 'RICH'")
+    wallet = partner.client.get("/api/v1/me").get_json()["data"]["wallet"]
+    assert wallet == {"currency": "USD", "balance": "1600.50"}
+    assert "USD 1600.50" in partner.client.get("/me").get_data(as_text=True)
+
+
 def test_without_session_me_redirects_to_not_signed_in(client: FlaskClient) -> None:
     response = client.get("/me")
     assert response.status_code == 303
@@ -187,12 +197,13 @@ def test_logout_ends_the_session(partner: Partner) -> None:
     assert partner.client.get("/me").status_code == 303
 
 
-def test_session_of_a_deleted_user_is_dropped(
-    partner: Partner, redis_client: redis_py.Redis
-) -> None:
+def test_session_of_a_deleted_user_is_dropped(partner: Partner, db: Connection) -> None:
     partner.client.post(login_path(partner.issue(clientId="GONE")))
-    redis_client.delete(store.user_key("GONE"))
+    assert partner.client.get("/api/v1/me").status_code == 200
+    db.execute("DELETE FROM sabong_wallets WHERE client_id = 'GONE'")
+    db.execute("DELETE FROM sabong_users WHERE client_id = 'GONE'")
     assert partner.client.get("/api/v1/me").status_code == 401
+    assert partner.client.get("/me").status_code == 303  # the session ended with the user
 
 
 def test_signing_in_replaces_a_previous_session(partner: Partner) -> None:
@@ -231,6 +242,24 @@ def test_redis_down_on_login_is_503_and_the_link_survives(
     assert api.headers["Retry-After"] == "1"
     own_redis.start()
     assert partner.client.post(login_path(data)).status_code == 303
+
+
+def test_database_down_on_me_is_503_and_the_session_survives(
+    make_app: MakeApp, own_postgres: EmbeddedPostgres
+) -> None:
+    partner = Partner(make_app(DATABASE_URL=own_postgres.url).test_client())
+    partner.client.post(login_path(partner.issue(clientId="PATIENT")))
+    own_postgres.stop(kill=True)
+    assert partner.client.get("/me").status_code == 503
+    api = partner.client.get("/api/v1/me")
+    assert api.status_code == 503 and api.get_json()["status"] == "failed"
+    own_postgres.start()
+    deadline = time.monotonic() + 20  # the pool reconnects with a backoff (1 s, 2 s, ...)
+    me = partner.client.get("/api/v1/me")
+    while me.status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        me = partner.client.get("/api/v1/me")
+    assert me.status_code == 200 and me.get_json()["data"]["user"]["clientId"] == "PATIENT"
 
 
 def test_unknown_browser_path_is_html_404(client: FlaskClient) -> None:

@@ -8,6 +8,7 @@ import pytest
 import redis as redis_py
 from flask import Flask, Response
 from flask.testing import FlaskClient
+from psycopg import Connection
 from werkzeug.test import TestResponse
 
 from services.sabong.runtime import CLOCK, now, runtime
@@ -166,16 +167,15 @@ def test_rotation_accepts_old_and_new_secrets(make_app: MakeApp) -> None:
     assert_rejected(response, "Invalid signature", "signature_mismatch")
 
 
-def test_replay_of_accepted_signature_is_rejected(
-    vector_partner: Partner, redis_client: redis_py.Redis
-) -> None:
+def test_replay_of_accepted_signature_is_rejected(vector_partner: Partner, db: Connection) -> None:
     body, signature = VECTORS[0]
     headers = {"x-signature": signature, "x-timestamp": str(VECTOR_TIME)}
     assert send(vector_partner.client, body, headers).status_code == 200
     assert_rejected(
         send(vector_partner.client, body, headers), "Duplicate request signature", "replayed"
     )
-    assert redis_client.xlen("sabong:{c:CLIENT_001}:log") == 1  # the replay issued nothing
+    # The replay's own upsert and audit row were rolled back: it issued nothing.
+    assert db.execute("SELECT count(*) FROM sabong_issuance_audit").fetchone() == (1,)
 
 
 def test_replay_with_uppercased_signature_is_rejected(vector_partner: Partner) -> None:

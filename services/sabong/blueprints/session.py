@@ -19,7 +19,7 @@ bp = Blueprint("session", __name__)
 
 @bp.get("/me")
 def me_page() -> ResponseReturnValue:
-    profile = current_profile(runtime().store, runtime().sessions)
+    profile = current_profile(runtime().users, runtime().sessions)
     if profile is None:
         return redirect(url_for("session.not_signed_in"), code=303)
     return pages.me_page(profile["user"], profile["wallet"])
@@ -28,7 +28,7 @@ def me_page() -> ResponseReturnValue:
 @bp.get("/api/v1/me")
 def me_json() -> ResponseReturnValue:
     """Authenticated by the session cookie, not by a partner signature."""
-    profile = current_profile(runtime().store, runtime().sessions)
+    profile = current_profile(runtime().users, runtime().sessions)
     if profile is None:
         return json_response(sabong_body("error", "Not signed in"), 401)
     body = sabong_body("success", "Profile retrieved successfully", profile)

@@ -17,10 +17,10 @@ bp = Blueprint("tokens", __name__)
 
 @bp.post("/api/v1/generate-auth-token")
 def generate_auth_token() -> Response:
-    """Signature first, then validation; one Redis round trip when all is well."""
+    """Signature first, then validation; one database transaction and one Redis round trip."""
     rt = runtime()
     current = now()
     signature = authenticate(rt.client_secrets, current)
-    data = issue(rt.store, raw_body(), signature, current, rt.login_base_url)
+    data = issue(rt.users, rt.store, raw_body(), signature, current, rt.login_base_url)
     LOGIN_TOKENS_ISSUED.inc()
     return json_response(sabong_body("success", "Auth token generated successfully", data), 200)
