@@ -29,6 +29,7 @@ import psycopg
 import redis as redis_py
 
 from shared.db import Database
+from shared.redis import translate_errors
 
 PREFIX = "sabong:"
 USER_KEY_PATTERN = f"{PREFIX}{{c:*}}:u"
@@ -82,6 +83,7 @@ SELECT setval('sabong_user_ids', GREATEST(%s, (SELECT max(id) FROM sabong_users)
 AuditEntry = tuple[int, str, int, datetime]
 
 
+@translate_errors
 def import_from_redis(client: redis_py.Redis, database: Database) -> dict[str, int]:
     """Copy every legacy user, wallet and audit entry into PostgreSQL; counts of what was added."""
     counts = {"users": 0, "wallets": 0, "auditEntries": 0, "usersAlreadyPresent": 0}

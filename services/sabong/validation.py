@@ -77,6 +77,9 @@ def required_string(
         messages = [f"The {field} must be a string."]
         return [*messages, f"The {field} must be a valid IP address."] if ip else messages
     messages = []
+    if "\x00" in value:
+        # No real name or id holds a NUL, and PostgreSQL text cannot store one.
+        messages.append(f"The {field} format is invalid.")
     if len(value) > max_chars:
         messages.append(f"The {field} must not be greater than {max_chars} characters.")
     if ip and not is_ip_address(value):

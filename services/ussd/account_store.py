@@ -156,6 +156,8 @@ class AccountStore:
 
     def client_by_username(self, username: str) -> dict[str, str] | None:
         """The full record (with the password hash) of this username, case-insensitively."""
+        if "\x00" in username:
+            return None  # no username holds a NUL (PostgreSQL text cannot store one)
         with self.database.transaction() as conn:
             row = conn.execute(BY_USERNAME, (username_field(username),)).fetchone()
         return _record(row) if row else None

@@ -83,9 +83,10 @@ def test_database_down_is_a_clear_message(capsys: pytest.CaptureFixture[str]) ->
     assert "PostgreSQL (DATABASE_URL) cannot be reached" in err
 
 
-def test_missing_database_url_prints_how_to_set_it(tmp_path: Path) -> None:
+def test_without_database_url_the_cli_looks_for_make_runs_postgres(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["DOTENV_PATH"] = str(tmp_path / "empty.env")
+    env["POSTGRES_PORT"] = str(free_port())  # where `make run` would be: nothing is there
     result = subprocess.run(
         [sys.executable, "-m", "services.sabong", "list-users"],
         cwd=PROJECT_ROOT,
@@ -95,18 +96,18 @@ def test_missing_database_url_prints_how_to_set_it(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert result.returncode == 2
-    assert "DATABASE_URL is not set" in result.stderr
-    assert "make run" in result.stderr
+    assert result.returncode == 1
+    assert "PostgreSQL (DATABASE_URL) cannot be reached; is `make run` up?" in result.stderr
     assert result.stdout == ""
 
 
-def test_import_without_redis_url_says_so(
+def test_import_without_redis_says_so(
     database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, shown, err = run(capsys, database_url, "import-from-redis")
-    assert (code, shown) == (2, None)
-    assert "REDIS_URL is not set" in err
+    # No REDIS_URL, and no `make run` Redis on the port it would use either.
+    code, shown, err = run(capsys, database_url, "import-from-redis", REDIS_PORT=str(free_port()))
+    assert (code, shown) == (1, None)
+    assert "Redis (REDIS_URL) cannot be reached" in err
 
 
 def test_database_url_is_read_from_dotenv(
@@ -120,7 +121,7 @@ def test_database_url_is_read_from_dotenv(
 
 
 def test_end_sessions_signs_a_stolen_session_out_everywhere(
-    partner: Partner, redis_url: str, capsys: pytest.CaptureFixture[str]
+    partner: Partner, redis_url: str, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     thief = partner.client.application.test_client()
     for browser in (partner.client, thief):
@@ -128,10 +129,11 @@ def test_end_sessions_signs_a_stolen_session_out_everywhere(
     bystander = partner.client.application.test_client()
     bystander.post("/login/" + partner.issue(clientId="CLI-OTHER")["token"])
 
-    code, shown, _ = run(capsys, redis_url, "end-sessions", "CLI-S")
+    code, shown, _ = run(capsys, database_url, "end-sessions", "CLI-S", REDIS_URL=redis_url)
 
     assert code == 0 and shown == {"clientId": "CLI-S", "sessionsEnded": 2}
     assert partner.client.get("/api/v1/me").status_code == 401
     assert thief.get("/api/v1/me").status_code == 401
     assert bystander.get("/api/v1/me").status_code == 200  # another user's session lives on
-    assert run(capsys, redis_url, "end-sessions", "CLI-S")[1]["sessionsEnded"] == 0
+    again = run(capsys, database_url, "end-sessions", "CLI-S", REDIS_URL=redis_url)
+    assert again[1]["sessionsEnded"] == 0

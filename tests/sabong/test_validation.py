@@ -198,3 +198,9 @@ def test_body_not_a_json_object_is_invalid_json_body(partner: Partner, body: byt
     response = partner.post(body)
     assert response.status_code == 400
     assert response.get_json() == {"status": "failed", "message": "Invalid JSON body", "data": None}
+
+
+@pytest.mark.parametrize("field", ["clientId", "username", "displayName"])
+def test_a_nul_character_is_a_format_error_not_a_database_crash(field: str) -> None:
+    # PostgreSQL text cannot hold NUL: refused up front, in the envelope, like any bad field.
+    assert errors_for(**{field: "a\x00b"}) == {field: [f"The {field} format is invalid."]}

@@ -116,3 +116,15 @@ def test_unexpected_exception_is_500_envelope_without_secrets_in_logs(
 def test_health_endpoints(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": 200, "message": "OK", "data": None}
     assert client.get("/readyz").get_json() == {"status": 200, "message": "OK", "data": None}
+
+
+def test_a_nul_in_the_username_is_the_ordinary_401_not_a_database_crash(
+    client: FlaskClient,
+) -> None:
+    answer = client.post(LOGIN, json={"username": "demo\x00x", "password": "whatever-123"})
+    assert answer.status_code == 401
+    assert answer.get_json() == {
+        "status": 401,
+        "message": "Invalid username or password",
+        "data": None,
+    }
