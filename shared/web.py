@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -24,10 +25,17 @@ def raw_body() -> bytes:
     return request.get_data(cache=True)
 
 
-def parse_json_object(data: bytes) -> dict[str, Any]:
-    """Decode strict UTF-8 JSON that must be an object; anything else is BadRequest."""
+def parse_json_object(data: bytes, exact: bool = False) -> dict[str, Any]:
+    """Decode strict UTF-8 JSON that must be an object; anything else is BadRequest.
+
+    With `exact`, numbers with a fraction or exponent become Decimal, never float: money
+    is parsed digit for digit (`0.1` stays 0.1; `1e309` is a huge Decimal, not infinity).
+    """
+    parse_float = Decimal if exact else float
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(
+            data.decode("utf-8"), parse_constant=_reject_constant, parse_float=parse_float
+        )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest() from None
     if not isinstance(value, dict):
