@@ -298,25 +298,26 @@ VALUES (%(client_id)s, %(wallet_id)s, 'credit', %(balance)s, 'USD', %(balance)s,
 """
 
 
-@pytest.fixture
-def make_user(db: Any) -> Callable[..., int]:
+def seed_user(db: Any, client_id: str, balance: str = "0.00") -> int:
     """Create a user with a wallet straight in PostgreSQL; returns the user id.
 
     An opening balance is recorded as a credit, so the ledger reconciles. (Until users are
     created in PostgreSQL by generate-auth-token, this is how wallet tests get a user.)
     """
+    amount = Decimal(balance)
+    params: dict[str, Any] = {"client_id": client_id, "balance": amount}
+    (user_id,) = db.execute(SEED_USER_SQL, params).fetchone()
+    params.update(user_id=user_id, updated_at=datetime.now(UTC) if amount else None)
+    (wallet_id,) = db.execute(SEED_WALLET_SQL, params).fetchone()
+    if amount:
+        db.execute(SEED_CREDIT_SQL, {**params, "wallet_id": wallet_id})
+    return int(user_id)
 
-    def create(client_id: str, balance: str = "0.00") -> int:
-        amount = Decimal(balance)
-        params: dict[str, Any] = {"client_id": client_id, "balance": amount}
-        (user_id,) = db.execute(SEED_USER_SQL, params).fetchone()
-        params.update(user_id=user_id, updated_at=datetime.now(UTC) if amount else None)
-        (wallet_id,) = db.execute(SEED_WALLET_SQL, params).fetchone()
-        if amount:
-            db.execute(SEED_CREDIT_SQL, {**params, "wallet_id": wallet_id})
-        return int(user_id)
 
-    return create
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., int]:
+    """`make_user(client_id, balance="0.00")`: a user and wallet in the test database."""
+    return lambda client_id, balance="0.00": seed_user(db, client_id, balance)
 
 
 def reconcile_exit(database_url: str) -> tuple[int, str]:

@@ -568,3 +568,47 @@ def test_date_to_before_date_from_is_refused(partner: Partner, make_user: MakeUs
     assert errors_of(response) == {
         "dateTo": ["The dateTo must be a date after or equal to dateFrom."]
     }
+
+
+# -- metrics ----------------------------------------------------------------------------
+
+
+def metric(partner: Partner, name: str, **labels: str) -> float:
+    """The current value of one sample on /metrics (0 when not yet exported)."""
+    text = partner.client.get("/metrics").get_data(as_text=True)
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == f"{name}{{{wanted}}}":
+            return float(value)
+    return 0.0
+
+
+def test_metrics_count_money_moves_refusals_and_replays(
+    partner: Partner, make_user: MakeUser
+) -> None:
+    make_user("C1")
+    refusals, moves = "sabong_wallet_refusals_total", "sabong_wallet_transactions_total"
+    names = {
+        "credits": (moves, {"type": "credit"}),
+        "debits": (moves, {"type": "debit"}),
+        "short": (refusals, {"type": "debit", "reason": "insufficient_balance"}),
+        "invalid": (refusals, {"type": "credit", "reason": "validation"}),
+        "unknown": (refusals, {"type": "credit", "reason": "user_not_found"}),
+        "conflict": (refusals, {"type": "credit", "reason": "duplicate_reference"}),
+        "replays": ("sabong_wallet_idempotent_replays_total", {"type": "credit"}),
+    }
+    before = {key: metric(partner, name, **labels) for key, (name, labels) in names.items()}
+    money(partner, CREDIT, clientId="C1", amount=5, reference="m-1")
+    money(partner, CREDIT, clientId="C1", amount=5, reference="m-1")
+    money(partner, CREDIT, clientId="C1", amount=6, reference="m-1")
+    money(partner, DEBIT, clientId="C1", amount=1)
+    money(partner, DEBIT, clientId="C1", amount=100)
+    money(partner, CREDIT, clientId="C1", amount="x")
+    money(partner, CREDIT, clientId="NOBODY", amount=1)
+    after = {key: metric(partner, name, **labels) for key, (name, labels) in names.items()}
+    deltas = {key: after[key] - before[key] for key in names}
+    assert deltas == {
+        "credits": 1, "debits": 1, "short": 1, "invalid": 1, "unknown": 1, "conflict": 1,
+        "replays": 1,
+    }  # fmt: skip
