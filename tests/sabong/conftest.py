@@ -222,13 +222,17 @@ class LiveSabong:
 
 
 @contextlib.contextmanager
-def gunicorn_sabong(redis_url: str, log_dir: Path, threads: int = 16) -> Iterator[LiveSabong]:
-    """Run services.sabong.wsgi:app under gunicorn with gthread workers."""
+def gunicorn_sabong(
+    redis_url: str, log_dir: Path, threads: int = 16, **extra: str
+) -> Iterator[LiveSabong]:
+    """Run services.sabong.wsgi:app under gunicorn with gthread workers (`extra` settings,
+    e.g. a DATABASE_URL of the test's own, over the run's)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secret = secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SABONG_", "USSD_"))}
     env.update(base_settings(redis_url, SABONG_CLIENT_SECRETS=secret, SABONG_LOGIN_BASE_URL=url))
+    env.update(extra)
     env.update(DOTENV_PATH=str(log_dir / "live.env"), PYTHONPATH=str(PROJECT_ROOT))
     log_path = log_dir / "gunicorn-sabong.log"
     command = [
