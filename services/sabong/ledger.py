@@ -2,13 +2,15 @@
 
 Money is `numeric(20, 2)` in PostgreSQL and `Decimal` in Python, never a float.
 
-A credit or debit is ONE statement (`POST_SQL`): a conditional UPDATE of the wallet row
-(`balance + delta >= 0`) and the INSERT of the transaction with the balance right after
-it. The UPDATE takes the wallet's row lock, so the transactions of one wallet are applied
-one at a time, in the order of their ids, and each `balance_after` chains to the one
-before. Under READ COMMITTED, an UPDATE that waited for the lock re-checks its condition
-against the row as the other transaction left it: no interleaving can overdraw, and the
-CHECK (balance >= 0) constraint is the last line behind that.
+A credit or debit is ONE statement (`POST_SQL`), run in autocommit (one round trip; a
+statement is atomic, and synchronous commit makes its success durable): a conditional
+UPDATE of the wallet row (`balance + delta >= 0`) and the INSERT of the transaction with
+the balance right after it. The UPDATE takes the wallet's row lock, so the transactions
+of one wallet are applied one at a time, in the order of their ids, and each
+`balance_after` chains to the one before. Under READ COMMITTED, an UPDATE that waited for
+the lock re-checks its condition against the row as the other transaction left it: no
+interleaving can overdraw, and the CHECK (balance >= 0) constraint is the last line
+behind that.
 
 Idempotency by (client_id, type, reference) rests on the table's UNIQUE constraint. The
 statement first looks for the original transaction; two identical requests racing each
@@ -19,7 +21,8 @@ rolls its UPDATE back too; its retry then finds the original and replays it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -135,7 +138,7 @@ class DuplicateReference(Exception):
 
 
 class OutcomeUnknown(StoreUnavailable):
-    """The database went away while committing: the transaction may or may not be applied."""
+    """The database went away during the statement: it may or may not have committed."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ class Ledger:
 
     def balance(self, client_id: str) -> Balance:
         """The wallet's balance and time of last change; UserNotFound if none."""
-        with self.database.transaction() as conn:
+        with self.database.transaction() as conn, single_statement(conn):
             row: Any = conn.execute(BALANCE_SQL, {"client_id": client_id}).fetchone()
         if row is None:
             raise UserNotFound(client_id)
@@ -214,8 +217,8 @@ class Ledger:
             "description": posting.description,
             "now": posting.now,
         }
-        with self.database.transaction() as conn:
-            row: Any = conn.execute(POST_SQL, params).fetchone()
+        with self.database.transaction() as conn, single_statement(conn):
+            row: Any = self._apply(conn, params)
             if row is None:
                 raise UserNotFound(posting.client_id)
             user_id, posted_id, posted_balance, original_id, original_amount, original_balance = row
@@ -232,7 +235,6 @@ class Ledger:
                 raise InsufficientBalance(
                     self._current_balance(conn, posting.client_id), posting.amount
                 )
-            self._commit(conn)
         return Posted(
             int(user_id),
             posting.client_id,
@@ -267,13 +269,18 @@ class Ledger:
         return row[1] if row else Decimal("0.00")
 
     @staticmethod
-    def _commit(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        """COMMIT; a failure here leaves the outcome unknown (the server may have committed)."""
+    def _apply(conn: psycopg.Connection[Any], params: dict[str, Any]) -> Any:
+        """Run POST_SQL, which commits as it ends (autocommit: one round trip).
+
+        A connection lost during the statement leaves the outcome unknown (the server may
+        have committed just before): OutcomeUnknown, so the caller keeps the signature
+        spent. A failure to get a connection at all raises StoreUnavailable instead.
+        """
         try:
-            conn.commit()
+            return conn.execute(POST_SQL, params).fetchone()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            log.warning("database lost during COMMIT of a wallet transaction")
-            raise OutcomeUnknown("commit outcome unknown") from exc
+            log.warning("database lost during a wallet transaction; outcome unknown")
+            raise OutcomeUnknown("outcome unknown") from exc
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         """One page of a wallet's transactions and the total count; UserNotFound if none."""
@@ -358,6 +365,22 @@ class Reconciler:
                     f"balance {balance} but credits - debits = {total}"
                 )
         return dict(sorted(self.found.items()))
+
+
+@contextmanager
+def single_statement(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Autocommit for a block whose every statement stands alone: each is its own
+    transaction (a single statement, CTEs and all, is atomic), which saves the BEGIN and
+    COMMIT round trips on the hot paths. The pooled connection goes back to the pool in
+    its usual (transactional) mode."""
+    conn.autocommit = True
+    try:
+        yield
+    finally:
+        # A lost connection refuses the change (and the pool discards it anyway); raising
+        # here would hide the error that matters.
+        if not conn.closed and not conn.broken:
+            conn.autocommit = False
 
 
 def history_filter(query: HistoryQuery) -> tuple[sql.Composable, dict[str, Any]]:

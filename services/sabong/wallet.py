@@ -132,8 +132,9 @@ def with_replay_release(
     """Run `work()`; when the database fails before anything can have been applied, free
     the signature so the partner may resend the request that got the 500.
 
-    After a failure during COMMIT the outcome is unknown and the signature stays spent: a
-    resend might apply the money twice (a resend with a `reference` is always safe).
+    After the connection is lost during the write the outcome is unknown (OutcomeUnknown)
+    and the signature stays spent: a resend might apply the money twice (a resend with a
+    `reference` is always safe).
     """
     try:
         return work()

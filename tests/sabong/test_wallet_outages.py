@@ -89,8 +89,12 @@ def test_postgres_down_gives_500s_then_the_same_signed_request_may_be_resent(
     refused = partner.post(body, path=CREDIT, timestamp=stamp)
     assert refused.status_code == 500
     own_postgres.start()
-    # The 500 applied nothing, so its signature was released: the very same request works.
+    # The 500 applied nothing, so its signature was released: the very same request works
+    # once the pool has reconnected (its retry back-off after a long outage is bounded).
+    deadline = time.monotonic() + 20
     resent = partner.post(body, path=CREDIT, timestamp=stamp)
+    while resent.status_code == 500 and time.monotonic() < deadline:
+        resent = partner.post(body, path=CREDIT, timestamp=stamp)
     assert resent.status_code == 200, resent.get_data(as_text=True)
     assert resent.get_json()["data"]["balance"] == 3
     assert reconcile_exit(own_postgres.url) == (0, "")
@@ -158,3 +162,43 @@ def test_kill_9_of_postgres_under_wallet_load_loses_no_acknowledged_transaction(
         stored = {row[0] for row in conn.execute("SELECT id FROM sabong_transactions")}
     assert set(acknowledged) <= stored
     assert reconcile_exit(own_postgres.url) == (0, "")
+
+
+@pytest.mark.usefixtures("reconciled")
+def test_a_debit_lost_mid_statement_keeps_its_signature_spent(
+    partner: Partner, make_user: Callable[..., int], database_url: str
+) -> None:
+    """The connection dies while the debit's statement runs: the service cannot know
+    whether it committed, so it answers 500 and keeps the signature spent; resending the
+    very same bytes is refused as a replay instead of risking a double debit."""
+    make_user("LOST", balance="10.00")
+    body = b'{"clientId":"LOST","amount":"4.00"}'
+    stamp = partner.now()
+    with psycopg.connect(database_url) as blocker:
+        # Hold the wallet's row lock so the debit's UPDATE waits, then kill its backend.
+        blocker.execute("SELECT 1 FROM sabong_wallets WHERE client_id = 'LOST' FOR UPDATE")
+        answer: list[Any] = []
+        sender = threading.Thread(
+            target=lambda: answer.append(partner.post(body, path=DEBIT, timestamp=stamp))
+        )
+        sender.start()
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            deadline = time.monotonic() + 10
+            killed = False
+            while not killed and time.monotonic() < deadline:
+                row = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE '%%sabong_transactions%%'"
+                ).fetchone()
+                killed = bool(row and row[0])
+                time.sleep(0.05)
+        assert killed
+        sender.join(timeout=15)
+        blocker.rollback()
+    assert answer[0].status_code == 500
+    assert answer[0].get_json()["message"] == "Failed to debit balance"
+    again = partner.post(body, path=DEBIT, timestamp=stamp)
+    assert again.status_code == 401
+    assert again.get_json()["message"] == "Duplicate request signature"
+    response = partner.get(BALANCE, {"clientId": "LOST"})
+    assert response.get_json()["data"]["balance"] == 10  # it had not committed, in fact
