@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.db_layer [--debits 3000]
 
 Starts a durable embedded PostgreSQL of its own (fsync on, synchronous commit), creates
-one funded wallet, and runs the same debit statement (services.sabong.ledger.POST_SQL) in
-one transaction per debit, sequentially, through each layer in turn. CPU is this
+one funded wallet, and runs the same debit statement (services.sabong.ledger.POST_SQL),
+one autocommit statement per debit as the service does, sequentially, through each layer
+in turn (alternating rounds, since this machine's speed drifts). CPU is this
 process's (user + system): what the access layer costs the service per debit; the
 database server's own work is the same for both.
 """
@@ -73,11 +74,14 @@ def psycopg_debits(url: str, count: int, offset: int) -> None:
 
 
 def sqlalchemy_debits(url: str, count: int, offset: int) -> None:
-    """The same statement through SQLAlchemy 2 Core (QueuePool, text(), engine.begin())."""
-    engine = sa.create_engine(sqlalchemy_url(url), pool_size=4, pool_pre_ping=False)
+    """The same statement through SQLAlchemy 2 Core (QueuePool, text()), in autocommit
+    like the service's path: one round trip per debit in both."""
+    engine = sa.create_engine(
+        sqlalchemy_url(url), pool_size=4, pool_pre_ping=False, isolation_level="AUTOCOMMIT"
+    )
     statement = sa.text(POST_SQL.replace("%(", ":").replace(")s", ""))
     for index in range(offset, offset + count):
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             row = conn.execute(statement, params(index)).one()
             assert row[1] is not None  # the debit was applied
     engine.dispose()
