@@ -100,4 +100,8 @@ def test_wallet_requests_are_unique_and_verify(tmp_path: Path) -> None:
             if method == "POST":
                 fields = json.loads(body)
                 assert fields["amount"] == "0.01" and fields["reference"].startswith("bench-")
+        # Another run built in the same second shares no signature with this one.
+        again, _, _ = factory(tmp_path).build(endpoint, "127.0.0.1:1", 100)
+        for raw in read_requests(again):
+            assert split(raw)[1]["x-signature"].lower() not in signatures
         assert len(signatures) == 2500  # none is a replay of another
