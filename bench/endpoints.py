@@ -30,7 +30,8 @@ class Endpoint:
     method: str
     path: str
     # static: one request sent over and over; signed: pre-signed, each sent once;
-    # login_link: one live login token per request, each consumed once.
+    # login_link: one live login token per request, each consumed once; wallet:
+    # pre-signed wallet calls, each sent once (credits/debits with a unique reference).
     kind: str = "static"
     healthz_of: str | None = None  # the /healthz row its direct ratio is measured against
     through_gateway: bool = True
@@ -55,6 +56,15 @@ LOGIN = Endpoint("login", "ussd", "POST", "/api/auth/login", healthz_of=HEALTHZ_
 LOGIN_LINK = Endpoint(
     "login-link POST", "sabong", "POST", "/login/<token>", "login_link", HEALTHZ_SABONG.name
 )
+GET_BALANCE = Endpoint(
+    "get-balance", "sabong", "GET", fixtures.BALANCE_PATH, "wallet", HEALTHZ_SABONG.name
+)
+CREDIT = Endpoint(
+    "credit-balance", "sabong", "POST", fixtures.CREDIT_PATH, "wallet", HEALTHZ_SABONG.name
+)
+DEBIT = Endpoint(
+    "debit-balance", "sabong", "POST", fixtures.DEBIT_PATH, "wallet", HEALTHZ_SABONG.name
+)
 
 ALL = (
     HEALTHZ_USSD,
@@ -65,7 +75,11 @@ ALL = (
     CLIENTS_ME,
     LOGIN,
     LOGIN_LINK,
+    GET_BALANCE,
+    CREDIT,
+    DEBIT,
 )
+WALLET_ENDPOINTS = (GET_BALANCE, CREDIT, DEBIT)
 BY_NAME = {endpoint.name: endpoint for endpoint in ALL}
 
 
@@ -91,6 +105,8 @@ class RequestFactory:
         path = self.workdir / f"requests-{self._serial:03d}.bin"
         if endpoint.kind == "signed":
             written = write_requests(path, self._signed(host, count))
+        elif endpoint.kind == "wallet":
+            written = write_requests(path, self._wallet(endpoint, host, count))
         elif endpoint.kind == "login_link":
             written = write_requests(path, self._login_links(host, count))
         else:
@@ -127,6 +143,15 @@ class RequestFactory:
             for body in fixtures.signed_token_bodies(count, tag)
         ]
 
+    def _wallet(self, endpoint: Endpoint, host: str, count: int) -> list[bytes]:
+        requests = fixtures.signed_wallet_requests(
+            self.sabong_secret, endpoint.path, count, secrets.token_hex(3), int(time.time())
+        )
+        return [
+            render_request(endpoint.method, target, host, headers, body)
+            for target, headers, body in requests
+        ]
+
     def _login_links(self, host: str, count: int) -> list[bytes]:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         return [
@@ -142,6 +167,7 @@ def prepare(platform: Platform, workdir: Path) -> RequestFactory:
     # The service's own issuance: the pool users exist and the scripts are cached.
     user_ids = fixtures.create_pool_users(settings)
     store = fixtures.sabong_store(settings)
+    fixtures.create_wallets(platform.postgres.url)
     return RequestFactory(
         workdir,
         k2,

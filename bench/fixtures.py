@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import psycopg
 import redis as redis_py
 
 from services.sabong import REPLAY_TTL_SECONDS
@@ -29,6 +30,13 @@ from shared.signing import sign
 from .recorder import CommandRecorder, replay
 
 TOKEN_PATH = "/api/v1/generate-auth-token"
+BALANCE_PATH = "/api/v1/get-balance"
+CREDIT_PATH = "/api/v1/credit-balance"
+DEBIT_PATH = "/api/v1/debit-balance"
+# Wallets the wallet rows spread over (a partner's many players), each funded so that no
+# debit of the run is refused; every credit and debit moves 0.01.
+WALLET_POOL = 2000
+WALLET_FUNDS = "1000000.00"
 K2_USERNAME = "bench-partner"
 K2_PASSWORD = "bench-password-" + "x" * 8
 # A pool of existing Sabong users: most signed requests update one of them (the common
@@ -173,3 +181,73 @@ def signed_token_headers(secret: str, body: bytes, timestamp: int) -> dict[str, 
         "x-timestamp": str(timestamp),
         "x-signature": sign(secret, "POST", TOKEN_PATH, timestamp, body),
     }
+
+
+# Bench set-up only (the service's SQL lives in services/sabong/ledger.py): players with
+# funded wallets, written in one statement, their opening balance recorded as a credit so
+# that `python -m services.sabong reconcile` holds after a bench.
+SEED_WALLETS_SQL = """
+WITH users AS (
+    INSERT INTO sabong_users (client_id, username, name, display_id, referral_code,
+                              password, created_at, updated_at)
+    SELECT 'BENCH-W-' || lpad(n::text, 5, '0'), 'bench' || n, 'Bench User',
+           'BENCH-W-' || lpad(n::text, 5, '0'), 'REF-2026-BENCH', '!', now(), now()
+    FROM generate_series(0, %(pool)s - 1) AS n
+    RETURNING client_id, id
+), wallets AS (
+    INSERT INTO sabong_wallets (client_id, user_id, balance, created_at, updated_at)
+    SELECT client_id, id, %(funds)s, now(), now() FROM users
+    RETURNING client_id, id, balance
+)
+INSERT INTO sabong_transactions (client_id, wallet_id, type, amount, currency,
+                                 balance_after, description, created_at)
+SELECT client_id, id, 'credit', balance, 'USD', balance, 'bench funds', now() FROM wallets
+"""
+
+
+def wallet_client_id(index: int) -> str:
+    return f"BENCH-W-{index % WALLET_POOL:05d}"
+
+
+def create_wallets(database_url: str) -> None:
+    """WALLET_POOL players with funded wallets, straight in PostgreSQL (before the clock)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(SEED_WALLETS_SQL, {"pool": WALLET_POOL, "funds": WALLET_FUNDS})
+
+
+def signed_wallet_requests(
+    secret: str, path: str, count: int, tag: str, timestamp: int
+) -> Iterator[tuple[str, dict[str, str], bytes]]:
+    """(target, headers, body) of `count` distinct signed wallet requests.
+
+    Credits and debits carry a unique `reference` (as partners send them). A get-balance
+    has nothing else to vary but its clientId and timestamp, which repeat across runs
+    made in the same second, so it carries an ignored `r` parameter (`tag` + index): every
+    signature of every run is distinct, and none is refused as a replay.
+    """
+    for index in range(count):
+        client_id = wallet_client_id(index)
+        if path == BALANCE_PATH:
+            query = f"clientId={client_id}&r={tag}{index}"  # already sorted by key
+            headers = {"x-timestamp": str(timestamp),
+                       "x-signature": sign(secret, "GET", path, timestamp, query)}  # fmt: skip
+            yield f"{path}?{query}", headers, b""
+            continue
+        body = json.dumps(
+            {"clientId": client_id, "amount": "0.01", "reference": f"bench-{tag}-{index}"},
+            separators=(",", ":"),
+        ).encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            "x-timestamp": str(timestamp),
+            "x-signature": sign(secret, "POST", path, timestamp, body),
+        }
+        yield path, headers, body
+
+
+def write_commits(database_url: str) -> int:
+    """PostgreSQL's transaction id counter: it advances once per committed write
+    transaction (read-only ones take no id), so two readings count durable commits."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
+    return int(row[0]) if row else 0

@@ -8,7 +8,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .endpoints import DIRECT, GATEWAY, GENERATE_AUTH_TOKEN, GENERATE_SERVICE_ID
+from .endpoints import (
+    CREDIT,
+    DEBIT,
+    DIRECT,
+    GATEWAY,
+    GENERATE_AUTH_TOKEN,
+    GENERATE_SERVICE_ID,
+    GET_BALANCE,
+)
 from .memory import MemoryFigure
 from .runner import FloodRow, PacedRow, Row
 from .wrk import WrkResult
@@ -21,6 +29,8 @@ GATEWAY_P99_FACTOR = 2.0
 TOKEN_BYTES = 250
 SERVICE_ID_BYTES = 200
 FLOOD_P99_FACTOR = 3.0
+CREDIT_DEBIT_TO_HEALTHZ = 0.30
+BALANCE_TO_HEALTHZ = 0.45
 # Every partner endpoint's gateway ratio is a target (the /healthz rows have none).
 GATEWAY_TARGET_ENDPOINTS = (
     "generate-auth-token",
@@ -28,6 +38,9 @@ GATEWAY_TARGET_ENDPOINTS = (
     "clients/me",
     "login",
     "login-link POST",
+    "get-balance",
+    "credit-balance",
+    "debit-balance",
 )
 
 
@@ -63,12 +76,17 @@ def cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def commits(per_second: float | None) -> str:
+    """PostgreSQL write commits per second during a run; '' when it committed nothing."""
+    return f"{per_second:.0f}" if per_second and per_second >= 1 else ""
+
+
 def throughput_table(rows: Sequence[Row]) -> str:
     """The main table: one line per endpoint and path."""
     header = (
         f"{'endpoint':<20} {'path':<8} {'url path':<34} {'req/s':>8} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'/healthz':>9} {'gw/direct':>9} {'non-2xx':>8} {'CPU us':>7} "
-        f"{'other':>6}"
+        f"{'other':>6} {'commits/s':>9}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -79,7 +97,8 @@ def throughput_table(rows: Sequence[Row]) -> str:
             f"{row.endpoint:<20} {row.path:<8} {row.url_path:<34} {result.rate:8.0f} "
             f"{ms(result.p50_us):>8} {ms(result.p99_us):>8} {healthz_ratio:>9} "
             f"{gateway_ratio:>9} {result.failures:>8} {sum(row.cpu_us.values()):7.0f} "
-            f"{cores(row.other_cores):>6}{' *' if row.disturbance else ''}"
+            f"{cores(row.other_cores):>6} {commits(row.commits_per_s):>9}"
+            f"{' *' if row.disturbance else ''}"
         )
     return "\n".join(lines)
 
@@ -140,6 +159,9 @@ def targets(
     for endpoint, limit in (
         (GENERATE_AUTH_TOKEN, TOKEN_TO_HEALTHZ),
         (GENERATE_SERVICE_ID, SERVICE_ID_TO_HEALTHZ),
+        (GET_BALANCE, BALANCE_TO_HEALTHZ),
+        (CREDIT, CREDIT_DEBIT_TO_HEALTHZ),
+        (DEBIT, CREDIT_DEBIT_TO_HEALTHZ),
     ):
         direct = row(endpoint.name, DIRECT)
         if direct and direct.ratio is not None:
@@ -199,6 +221,9 @@ def to_json(
                 if r.path == GATEWAY and r.ratio
                 else None,
                 "non_2xx_3xx": r.result.failures,
+                "postgres_commits_per_second": round(r.commits_per_s, 1)
+                if r.commits_per_s
+                else None,
                 "single_use_requests_prepared": r.prepared,
                 "other_programs_cpu_cores": r.other_cores,
                 "disturbance": r.disturbance,

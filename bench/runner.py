@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from . import cpu, wrk
+from . import cpu, fixtures, wrk
 from .endpoints import (
     BY_NAME,
     DIRECT,
@@ -51,6 +51,8 @@ class Row:
     # Direct rows: the service's /healthz req/s, measured right before and after (mean).
     reference_rate: float | None = None
     disturbance: str = ""  # why even the best of its runs is doubtful; "" when clean
+    # Durable (write) transactions PostgreSQL committed per second during the run.
+    commits_per_s: float | None = None
 
 
 @dataclass
@@ -96,6 +98,7 @@ class Bench:
     last_disturbance: str = ""
     chosen_disturbance: str = ""
     last_balance_bad: bool = False
+    last_commits_per_s: float | None = None
 
     def say(self, message: str) -> None:
         if self.log:
@@ -113,9 +116,14 @@ class Bench:
         `extra_pids`: our own processes that run alongside (a login flood's wrk).
         """
         components = self.platform.pids_by_component()
+        commits_before = fixtures.write_commits(self.platform.postgres.url)
         before = cpu.sample({**components, "load": extra_pids})
         result = wrk.run(url, file, load)
         after = cpu.sample({**components, "load": extra_pids})
+        # Minus 1: the first reading took a transaction id itself.
+        commits = fixtures.write_commits(self.platform.postgres.url) - commits_before - 1
+        seconds = result.duration_us / 1e6
+        self.last_commits_per_s = commits / seconds if seconds else None
         used = cpu.component_seconds(before, after)
         self.last_cpu_us = {
             name: seconds * 1e6 / result.requests if result.requests else 0.0
@@ -213,7 +221,8 @@ class Bench:
         self.say(
             f"  {endpoint.name:<20} {path:<8} {result.rate:8.0f} req/s  "
             f"p50 {result.p50_us / 1000:6.2f} ms  p99 {result.p99_us / 1000:7.2f} ms  "
-            f"non-2xx/3xx {result.failures}{note(self.last_disturbance)}"
+            f"non-2xx/3xx {result.failures}{commits_note(self.last_commits_per_s)}"
+            f"{note(self.last_disturbance)}"
         )
         return Row(
             endpoint.name,
@@ -224,6 +233,7 @@ class Bench:
             prep_s,
             other_cores=other,
             cpu_us=self.last_cpu_us,
+            commits_per_s=self.last_commits_per_s,
         )
 
     def _ratio(self, endpoint: Endpoint, path: str, row: Row) -> float | None:
@@ -349,3 +359,8 @@ class Bench:
 def note(disturbance: str) -> str:
     """A warning for a run whose figures are doubtful, and why."""
     return f"  [disturbed: {disturbance}]" if disturbance else ""
+
+
+def commits_note(per_second: float | None) -> str:
+    """PostgreSQL commits per second beside a run that committed anything."""
+    return f"  commits/s {per_second:.0f}" if per_second and per_second >= 1 else ""

@@ -19,6 +19,12 @@ a Flask URL rule such as `/login/<token>`, at the gateway a route prefix such as
 - `sabong_signature_failures_total{reason}`: rejected signatures; reason
   `missing_headers`, `timestamp_invalid`, `timestamp_expired`, `signature_mismatch`
   or `replayed`.
+- `sabong_wallet_transactions_total{type}`: credits and debits applied (`credit`, `debit`).
+- `sabong_wallet_refusals_total{type, reason}`: credits and debits refused, moving no
+  money; reason `validation`, `user_not_found`, `insufficient_balance` or
+  `duplicate_reference`.
+- `sabong_wallet_idempotent_replays_total{type}`: credits and debits answered with the
+  original transaction of their `reference` (`Idempotent-Replayed: true`).
 - `k2_service_ids_issued_total`: K2 Service IDs issued.
 - `k2_login_failures_total{reason}`: failed K2 logins; reason `bad_credentials`,
   `disabled` or `rate_limited`.
@@ -103,6 +109,17 @@ LOGIN_TOKENS_CONSUMED = Counter(
 )
 SIGNATURE_FAILURES = Counter(
     "sabong_signature_failures_total", "Rejected Sabong request signatures", ["reason"]
+)
+WALLET_TRANSACTIONS = Counter(
+    "sabong_wallet_transactions_total", "Sabong wallet credits and debits applied", ["type"]
+)
+WALLET_REFUSALS = Counter(
+    "sabong_wallet_refusals_total", "Sabong credits and debits refused", ["type", "reason"]
+)
+WALLET_REPLAYS = Counter(
+    "sabong_wallet_idempotent_replays_total",
+    "Sabong credits and debits answered from an earlier transaction with their reference",
+    ["type"],
 )
 SERVICE_IDS_ISSUED = Counter("k2_service_ids_issued_total", "K2 Service IDs issued")
 LOGIN_FAILURES = Counter("k2_login_failures_total", "Failed K2 logins", ["reason"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any, Literal
 
 SabongStatus = Literal["success", "failed", "error"]
@@ -21,5 +22,25 @@ def sabong_body(status: SabongStatus, message: str, data: Any = None) -> dict[st
 
 
 def to_json(body: Any) -> bytes:
-    """Compact UTF-8 JSON, the wire format of both APIs."""
-    return _dumps(body).encode("utf-8")
+    """Compact UTF-8 JSON, the wire format of both APIs; a Decimal is written with two
+    decimals as a JSON number (`1600.50`), digit for digit (money is never a float)."""
+    try:
+        return _dumps(body).encode("utf-8")
+    except TypeError:
+        # The C encoder has no hook that writes a raw number, so bodies holding money
+        # take the (small, recursive) exact path below.
+        return _encode_exact(body).encode("utf-8")
+
+
+def _encode_exact(value: Any) -> str:
+    """JSON for a body that holds Decimals; everything else as the compact encoder does."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TypeError("a non-finite Decimal is not JSON")
+        return f"{value:.2f}"
+    if isinstance(value, dict):
+        items = (f"{_dumps(str(key))}:{_encode_exact(item)}" for key, item in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode_exact(item) for item in value) + "]"
+    return _dumps(value)

@@ -7,6 +7,7 @@ import json
 import math
 import urllib.parse
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
@@ -27,7 +28,7 @@ def raw_body() -> bytes:
     return request.get_data(cache=True)
 
 
-def parse_json(data: bytes) -> Any:
+def parse_json(data: bytes, exact: bool = False) -> Any:
     """Decode strict UTF-8 JSON; BadRequest for anything a later step could not handle.
 
     Refused besides bad syntax: NaN/Infinity, numbers too large for a float (`1e999`
@@ -35,10 +36,15 @@ def parse_json(data: bytes) -> Any:
     parser's recursion, and strings that are not Unicode scalar values: a `\\ud800`
     escape decodes to a lone surrogate, which no UTF-8 encoder (Redis, logs, templates)
     accepts, so it must stop here rather than fail as a 500 somewhere downstream.
+
+    With `exact`, numbers with a fraction or exponent become Decimal, never float: money
+    is parsed digit for digit (`0.1` stays 0.1; `1e309` is a huge Decimal, not infinity,
+    left for validation to refuse as over the maximum).
     """
+    parse_float: Callable[[str], Any] = Decimal if exact else _finite_float
     try:
         value = json.loads(
-            data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+            data.decode("utf-8"), parse_constant=_reject_constant, parse_float=parse_float
         )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest() from None
@@ -47,9 +53,11 @@ def parse_json(data: bytes) -> Any:
     return value
 
 
-def parse_json_object(data: bytes) -> dict[str, Any]:
-    """Decode strict UTF-8 JSON that must be an object; anything else is BadRequest."""
-    value = parse_json(data)
+def parse_json_object(data: bytes, exact: bool = False) -> dict[str, Any]:
+    """Decode strict UTF-8 JSON that must be an object; anything else is BadRequest.
+
+    `exact`: fractions as Decimal (see parse_json)."""
+    value = parse_json(data, exact)
     if not isinstance(value, dict):
         raise BadRequest()
     return value

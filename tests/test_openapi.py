@@ -30,6 +30,10 @@ SPEC_OPERATIONS = {
     ("get", "/api/clients/me"),
     ("post", "/api/clients/revoke-service-id"),
     ("post", "/api/v1/generate-auth-token"),
+    ("get", "/api/v1/get-balance"),
+    ("post", "/api/v1/credit-balance"),
+    ("post", "/api/v1/debit-balance"),
+    ("get", "/api/v1/get-transactions"),
     ("get", "/api/v1/me"),
     ("get", "/login/{token}"),
     ("post", "/login/{token}"),
@@ -126,6 +130,24 @@ def test_schemas_reject_what_the_contract_rejects() -> None:
     k2_error = validator_at("/components/schemas/K2Error")
     assert k2_error.is_valid({"status": 401, "message": "Invalid JWT token", "data": None})
     assert not k2_error.is_valid({"status": "error", "message": "x", "data": None})
+
+
+def test_wallet_schemas_hold_the_contract() -> None:
+    balance = validator_at("/components/schemas/WalletBalanceResponse")
+    good = DOC["components"]["schemas"]["WalletBalanceResponse"]["example"]
+    assert balance.is_valid(good)
+    assert balance.is_valid({**good, "data": {**good["data"], "updatedAt": None}})
+    as_string = {**good, "data": {**good["data"], "balance": "1600.50"}}
+    assert not balance.is_valid(as_string)
+    history = validator_at("/components/schemas/WalletTransaction")
+    row = DOC["components"]["schemas"]["WalletTransactionsResponse"]["example"]["data"]["data"][0]
+    assert history.is_valid(row)
+    assert not history.is_valid({**row, "amount": 100.5})  # history amounts are strings
+    assert not history.is_valid({**row, "balanceAfter": "1600.5"})
+    for path in ("/api/v1/credit-balance", "/api/v1/debit-balance"):
+        operation = DOC["paths"][path]["post"]
+        assert {"200", "400", "401", "404", "409", "500"} <= set(operation["responses"])
+        assert "Idempotent-Replayed" in operation["responses"]["200"]["headers"]
 
 
 def _json_schema_refs(operation: dict[str, Any], status: str) -> str:

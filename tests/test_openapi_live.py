@@ -43,6 +43,7 @@ from tests.live_services import (
     service_env,
     services_importable,
 )
+from tests.sabong.conftest import reconcile_exit, seed_user
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -260,6 +261,46 @@ def test_sabong_documented_errors(platform: Platform) -> None:
     assert unsigned.headers["X-Auth-Error"] == "missing_headers"
     wrong = requests.post(url, json={"clientId": "C"}, auth=SabongSigner("wrong"), timeout=15)
     _conforms(label, wrong, 401)
+
+
+def test_sabong_wallet_answers_conform(platform: Platform, db: Any, database_url: str) -> None:
+    seed_user(db, "OAS_WALLET", balance="10.00")
+    url = platform.sabong_url
+    signer = SabongSigner(platform.sabong_secret)
+
+    def post(path: str, body: dict[str, Any]) -> requests.Response:
+        body = {**body, "requestId": uuid.uuid4().hex}  # unique: no replay within a second
+        return requests.post(url + path, json=body, auth=signer, timeout=15)
+
+    def get(path: str, **params: str) -> requests.Response:
+        params["requestId"] = uuid.uuid4().hex
+        return requests.get(url + path, params=params, auth=signer, timeout=15)
+
+    credit, debit = "POST /api/v1/credit-balance", "POST /api/v1/debit-balance"
+    applied = post("/api/v1/credit-balance", {"clientId": "OAS_WALLET", "amount": "0.07",
+                                              "reference": "oas-1"})  # fmt: skip
+    _conforms(credit, applied, 200)
+    again = post("/api/v1/credit-balance", {"clientId": "OAS_WALLET", "amount": 0.07,
+                                            "reference": "oas-1"})  # fmt: skip
+    _conforms(credit, again, 200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    conflict = post("/api/v1/credit-balance", {"clientId": "OAS_WALLET", "amount": 1,
+                                               "reference": "oas-1"})  # fmt: skip
+    _conforms(credit, conflict, 409)
+    _conforms(debit, post("/api/v1/debit-balance", {"clientId": "OAS_WALLET", "amount": 1}), 200)
+    short = post("/api/v1/debit-balance", {"clientId": "OAS_WALLET", "amount": 100})
+    _conforms(debit, short, 400)
+    assert short.json()["message"] == "Insufficient balance"
+    unknown = post("/api/v1/debit-balance", {"clientId": "NOBODY", "amount": 1})
+    _conforms(debit, unknown, 404)
+    _conforms("GET /api/v1/get-balance", get("/api/v1/get-balance", clientId="OAS_WALLET"), 200)
+    history = get("/api/v1/get-transactions", clientId="OAS_WALLET", type="credit", limit="1")
+    _conforms("GET /api/v1/get-transactions", history, 200)
+    assert history.json()["data"]["data"][0]["amount"] == "0.07"
+    bad = get("/api/v1/get-transactions", clientId="OAS_WALLET", dateFrom="2026-02-02",
+              dateTo="2026-02-01")  # fmt: skip
+    _conforms("GET /api/v1/get-transactions", bad, 400)
+    assert reconcile_exit(database_url) == (0, "")
 
 
 def test_a_response_that_breaks_the_document_is_caught(platform: Platform) -> None:

@@ -17,7 +17,7 @@ from shared.redis import connect
 from shared.signing import SIGNATURE_WINDOW_SECONDS
 from shared.web import origin_of, without_url_redirects
 
-from .blueprints import health, login, session, tokens
+from .blueprints import health, login, session, tokens, wallet
 from .errors import register_error_handlers
 from .runtime import CLOCK, EXTENSION, Runtime
 from .sessions import SessionStore
@@ -88,5 +88,5 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (tokens, login, session, health):
+    for module in (tokens, wallet, login, session, health):
         app.register_blueprint(module.bp)

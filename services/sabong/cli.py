@@ -1,4 +1,5 @@
-"""Operator commands: show-user, list-users, audit, end-sessions, import-from-redis.
+"""Operator commands: show-user, list-users, audit, end-sessions, wallet show, wallet
+transactions, reconcile, import-from-redis.
 
 JSON on stdout, problems on stderr. Users, wallets and the audit are read from PostgreSQL
 (DATABASE_URL); sessions live in Redis (REDIS_URL), and `import-from-redis` reads the
@@ -21,6 +22,7 @@ from shared.db import Database
 from shared.exceptions import ConfigError, StoreUnavailable
 from shared.redis import connect
 
+from .ledger import Ledger
 from .legacy_import import import_from_redis
 from .sessions import SessionStore
 from .users import SabongUsers
@@ -49,6 +51,37 @@ def audit(settings: Settings, database: Database, args: argparse.Namespace) -> A
     return SabongUsers(database).audit(args.client_id, args.limit)
 
 
+def wallet_show(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
+    found = Ledger(database).wallets(args.client_id)
+    if not found:
+        raise LookupError(f"no wallet with clientId {args.client_id!r}")
+    return found[0]
+
+
+def wallet_transactions(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
+    ledger = Ledger(database)
+    if not ledger.wallets(args.client_id):
+        raise LookupError(f"no wallet with clientId {args.client_id!r}")
+    return ledger.transactions(args.client_id, args.limit)
+
+
+def reconcile(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
+    """Every wallet checked; ReconcileFailed naming each one that does not add up."""
+    ledger = Ledger(database)
+    problems = ledger.reconcile()
+    if problems:
+        raise ReconcileFailed(problems)
+    return {"wallets": len(ledger.wallets()), "problems": {}}
+
+
+class ReconcileFailed(Exception):
+    """Some wallets do not add up: `problems` maps each clientId to what is wrong."""
+
+    def __init__(self, problems: dict[str, list[str]]) -> None:
+        super().__init__("reconcile failed")
+        self.problems = problems
+
+
 def import_legacy(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
     # Inside the caller's try: a cluster client contacts Redis as soon as it is created.
     client = connect(settings.redis_url or "")
@@ -69,6 +102,25 @@ def end_sessions(settings: Settings, database: Database, args: argparse.Namespac
     return {"clientId": args.client_id, "sessionsEnded": ended}
 
 
+def add_wallet_commands(commands: Any) -> None:
+    """`wallet show`, `wallet transactions` and `reconcile` (PostgreSQL)."""
+    wallet = commands.add_parser("wallet", help="a wallet and its transactions")
+    wallet_commands = wallet.add_subparsers(dest="wallet_command", required=True)
+    show = wallet_commands.add_parser("show", help="a wallet: balance, last change")
+    show.add_argument("client_id", metavar="CLIENT_ID")
+    show.set_defaults(command_spec=Command(wallet_show))
+    history = wallet_commands.add_parser("transactions", help="a wallet's latest transactions")
+    history.add_argument("client_id", metavar="CLIENT_ID")
+    history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    history.set_defaults(command_spec=Command(wallet_transactions))
+    check = commands.add_parser(
+        "reconcile",
+        help="check every wallet: balance == credits - debits and balanceAfter chains;"
+        " exit 1 naming each wallet that does not",
+    )
+    check.set_defaults(command_spec=Command(reconcile))
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="python -m services.sabong", description=__doc__)
     commands = main_parser.add_subparsers(dest="command", required=True)
@@ -87,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
         "Redis (REDIS_URL) into PostgreSQL; safe to run again",
     )
     legacy.set_defaults(command_spec=Command(import_legacy, needs_redis=True))
+    add_wallet_commands(commands)
     logout = commands.add_parser("end-sessions", help="end every session of a user")
     logout.add_argument("client_id", metavar="CLIENT_ID")
     logout.set_defaults(command_spec=Command(end_sessions, needs_redis=True))
@@ -108,6 +161,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         result = spec.run(settings, database, args)
     except LookupError as exc:
         print(exc.args[0], file=sys.stderr)
+        return 1
+    except ReconcileFailed as exc:
+        for client_id, problems in exc.problems.items():
+            for problem in problems:
+                print(f"wallet {client_id!r}: {problem}", file=sys.stderr)
+        print(f"reconcile FAILED: {len(exc.problems)} wallet(s) do not add up", file=sys.stderr)
         return 1
     except StoreUnavailable as exc:
         print(unreachable_message(exc, spec.needs_redis), file=sys.stderr)

@@ -153,6 +153,13 @@ class SabongStore:
         if not self.client.set(key, "1", nx=True, ex=self.replay_ttl):
             raise SignatureRejected("replayed")
 
+    def forget_signature(self, signature: str, client_id: str | None) -> None:
+        """Best effort: release a remembered signature whose request did nothing (a 500),
+        so that the partner may resend that very request."""
+        key = client_replay_key(client_id, signature) if client_id else orphan_replay_key(signature)
+        with contextlib.suppress(redis_py.RedisError, RedisClusterException):
+            self.client.delete(key)
+
     @translate_errors
     def token_exists(self, token: str) -> bool:
         """Whether a login token is live, without consuming it."""

@@ -1,10 +1,12 @@
-"""Laravel-style validation of the generate-auth-token body: every failing field reported."""
+"""Laravel-style validation of partner requests: every failing field reported."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from shared.exceptions import ValidationFailed
@@ -129,3 +131,260 @@ def as_integer(value: Any) -> int | None:
             return -(10**18) if text.startswith("-") else 10**18
         return int(text)
     return None
+
+
+# -- the wallet API ----------------------------------------------------------------------
+
+MIN_AMOUNT = Decimal("0.01")
+MAX_AMOUNT = Decimal("1000000")
+CENT = Decimal("0.01")
+MAX_CLIENT_ID_CHARS = 255
+MAX_DESCRIPTION_CHARS = 500
+MAX_REFERENCE_CHARS = 255
+# PHP's is_numeric() on a string (what Laravel's `numeric` rule uses): optional sign,
+# digits with an optional fraction, an optional exponent; surrounding whitespace allowed.
+_NUMERIC_STRING = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+TRANSACTION_TYPES = ("credit", "debit")
+SORT_FIELDS = ("id", "walletId", "amount", "currency", "type", "createdAt")
+SORT_ORDERS = ("asc", "desc")
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class MoneyRequest:
+    """A validated credit-balance or debit-balance request (amount exact, two places)."""
+
+    client_id: str
+    amount: Decimal
+    description: str | None
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """A validated get-transactions query."""
+
+    client_id: str
+    limit: int
+    page: int
+    type: str | None
+    sort_by: str
+    sort_order: str
+    date_from: datetime | None
+    date_to: datetime | None  # exclusive when `date_to_whole_day`, else inclusive
+    date_to_whole_day: bool
+    filters: dict[str, str]
+
+
+def validate_client_id(value: Any) -> str:
+    """The clientId of a get-balance query, or ValidationFailed."""
+    messages = required_string({"clientId": value}, "clientId", MAX_CLIENT_ID_CHARS)
+    if messages:
+        raise ValidationFailed({"clientId": messages})
+    return str(value)
+
+
+def validate_money_request(body: dict[str, Any]) -> MoneyRequest:
+    """The validated credit/debit body, or ValidationFailed listing every failing field."""
+    checks = {
+        "clientId": required_string(body, "clientId", MAX_CLIENT_ID_CHARS),
+        "amount": amount_messages(body.get("amount")),
+        "description": optional_string(body, "description", MAX_DESCRIPTION_CHARS),
+        "reference": optional_string(body, "reference", MAX_REFERENCE_CHARS),
+    }
+    errors = {field: messages for field, messages in checks.items() if messages}
+    if errors:
+        raise ValidationFailed(errors)
+    amount = as_decimal(body["amount"])
+    assert amount is not None  # amount_messages() accepted it
+    return MoneyRequest(
+        client_id=body["clientId"],
+        amount=amount.quantize(CENT),
+        description=optional_value(body.get("description")),
+        reference=optional_value(body.get("reference")),
+    )
+
+
+def as_decimal(value: Any) -> Decimal | None:
+    """An exact Decimal from a JSON number (parsed as Decimal) or a numeric string; else None.
+
+    Never a float: the wallet endpoints parse JSON fractions straight to Decimal, and a
+    float that slips in anyway is refused rather than rounded.
+    """
+    if isinstance(value, bool):
+        return None  # true/false are not amounts, although Python's bool is an int
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, str):
+        text = value.strip(_PHP_TRIM)
+        return Decimal(text) if _NUMERIC_STRING.fullmatch(text) else None
+    return None
+
+
+def amount_messages(value: Any) -> list[str]:
+    """Laravel `required|numeric|min:0.01|max:1000000|decimal:0,2` on the amount."""
+    if is_missing(value):
+        return ["The amount field is required."]
+    amount = as_decimal(value)
+    if amount is None:
+        return ["The amount must be a number."]
+    messages = []
+    if amount < MIN_AMOUNT:
+        messages.append("The amount must be at least 0.01.")
+    if amount > MAX_AMOUNT:
+        messages.append("The amount must not be greater than 1000000.")
+    if decimal_places(amount) > 2:
+        messages.append("The amount must have 0-2 decimal places.")
+    return messages
+
+
+def decimal_places(value: Decimal) -> int:
+    """Significant digits after the point (10.500 has 1), without any context arithmetic.
+
+    Reading the digit tuple works for any exponent, where quantize() or normalize()
+    would raise on values such as 1e999999999.
+    """
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: as_decimal() refused NaN and Infinity
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -exponent - trailing_zeros)
+
+
+def optional_string(body: dict[str, Any], field: str, max_chars: int) -> list[str]:
+    """Messages for an optional string (absent, null or blank is fine) of `max_chars` at most."""
+    value = body.get(field)
+    if optional_value(value) is None:
+        return []
+    if not isinstance(value, str):
+        return [f"The {field} must be a string."]
+    if len(value) > max_chars:
+        return [f"The {field} must not be greater than {max_chars} characters."]
+    return []
+
+
+def optional_value(value: Any) -> Any:
+    """None for an absent optional field (null or a blank string, as Laravel sees them)."""
+    if value is None or (isinstance(value, str) and value.strip(_PHP_TRIM) == ""):
+        return None
+    return value
+
+
+def validate_history_query(args: dict[str, str]) -> HistoryQuery:
+    """The validated get-transactions query string, or ValidationFailed (every field)."""
+    errors: dict[str, list[str]] = {}
+    client_id = required_string(args, "clientId", MAX_CLIENT_ID_CHARS)
+    if client_id:
+        errors["clientId"] = client_id
+    limit = integer_param(args, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, errors)
+    page = integer_param(args, "page", 1, 1, None, errors)
+    kind = choice_param(args, "type", TRANSACTION_TYPES, None, errors)
+    sort_by = choice_param(args, "sortBy", SORT_FIELDS, "createdAt", errors)
+    sort_order = choice_param(args, "sortOrder", SORT_ORDERS, "desc", errors)
+    date_from = date_param(args, "dateFrom", errors)
+    date_to = date_param(args, "dateTo", errors)
+    if date_from and date_to and date_to[0] < date_from[0]:
+        errors.setdefault("dateTo", []).append(
+            "The dateTo must be a date after or equal to dateFrom."
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    given = {k: args[k] for k in ("type", "dateFrom", "dateTo") if optional_value(args.get(k))}
+    whole_day = bool(date_to and date_to[1])
+    return HistoryQuery(
+        client_id=args["clientId"],
+        limit=limit,
+        page=page,
+        type=kind,
+        sort_by=sort_by or "createdAt",
+        sort_order=sort_order or "desc",
+        date_from=date_from[0] if date_from else None,
+        date_to=(date_to[0] + timedelta(days=1) if whole_day else date_to[0]) if date_to else None,
+        date_to_whole_day=whole_day,
+        filters=given,
+    )
+
+
+def integer_param(
+    args: dict[str, str],
+    field: str,
+    default: int,
+    least: int,
+    most: int | None,
+    errors: dict[str, list[str]],
+) -> int:
+    """An optional integer query parameter within [least, most]; messages go to `errors`."""
+    raw = optional_value(args.get(field))
+    if raw is None:
+        return default
+    value = as_integer(raw)
+    if value is None:
+        errors[field] = [f"The {field} must be an integer."]
+    elif value < least:
+        errors[field] = [f"The {field} must be at least {least}."]
+    elif most is not None and value > most:
+        errors[field] = [f"The {field} must not be greater than {most}."]
+    else:
+        return value
+    return default
+
+
+def choice_param(
+    args: dict[str, str],
+    field: str,
+    choices: tuple[str, ...],
+    default: str | None,
+    errors: dict[str, list[str]],
+) -> str | None:
+    """An optional query parameter that must be one of `choices` (Laravel `in:`)."""
+    raw = optional_value(args.get(field))
+    if raw is None:
+        return default
+    if raw not in choices:
+        errors[field] = [f"The selected {field} is invalid."]
+        return default
+    return str(raw)
+
+
+def date_param(
+    args: dict[str, str], field: str, errors: dict[str, list[str]]
+) -> tuple[datetime, bool] | None:
+    """(instant, is a bare date) of an optional ISO 8601 date or date-time (UTC if naive)."""
+    raw = optional_value(args.get(field))
+    if raw is None:
+        return None
+    parsed = parse_iso_date(raw)
+    if parsed is None:
+        errors[field] = [f"The {field} is not a valid date."]
+    return parsed
+
+
+def parse_iso_date(text: str) -> tuple[datetime, bool] | None:
+    """An ISO 8601 date (`2026-12-02`) or date-time (`2026-12-02T10:00:00Z`); None if not."""
+    text = text.strip()
+    if _ISO_DATE.fullmatch(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return None
+        return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+    if not _ISO_DATE_TIME.fullmatch(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment, False
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A date, `T` (or a space), hh:mm[:ss[.fraction]], and an optional `Z` or ±hh:mm offset.
+_ISO_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+)

@@ -11,6 +11,10 @@ Usage::
     sabong = SabongClient("https://gateway.example", "client-secret")
     data = sabong.generate_auth_token("CLIENT_001", "user1", "User One", "192.0.2.10")
     data["loginLink"]
+    sabong.credit("CLIENT_001", Decimal("10.50"), reference="deposit-42")
+    sabong.get_balance("CLIENT_001")["balance"]  # Decimal("10.50"): money is never a float
+    for transaction in sabong.transactions("CLIENT_001"):  # every page, oldest first
+        ...
 
 Errors are typed: ApiError (status, message, data) and its subclasses, or TransportError.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 from .errors import (
     ApiError,
     AuthenticationError,
+    ConflictError,
+    InsufficientBalanceError,
     NotFoundError,
     RateLimitError,
     SdkError,
@@ -34,6 +40,8 @@ from .transport import Response
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "ConflictError",
+    "InsufficientBalanceError",
     "K2Client",
     "NotFoundError",
     "RateLimitError",

@@ -60,6 +60,15 @@ class AuthenticationError(ApiError):
         return self.headers.get("x-auth-error")
 
 
+class InsufficientBalanceError(ValidationError):
+    """400 `Insufficient balance`: a debit larger than the balance (`data`: balance, amount)."""
+
+
+class ConflictError(ApiError):
+    """409: e.g. `Duplicate reference`, a reference already used for another amount
+    (`data.transactionId` is the original transaction)."""
+
+
 class NotFoundError(ApiError):
     """404 or 410: no such endpoint, or the thing is gone (a used or expired login link)."""
 
@@ -88,8 +97,12 @@ def error_for(status: int, body: Any, headers: Mapping[str, str]) -> ApiError:
     kind: type[ApiError]
     if status in (401, 403):
         kind = AuthenticationError
+    elif status == 400 and message == "Insufficient balance":
+        kind = InsufficientBalanceError
     elif status in (400, 422):
         kind = ValidationError
+    elif status == 409:
+        kind = ConflictError
     elif status in (404, 410):
         kind = NotFoundError
     elif status == 429:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 from shared.signing import SIGNATURE_WINDOW_SECONDS, canonical_query, sign
@@ -15,6 +16,13 @@ from .transport import DEFAULT_TIMEOUT, Response, Transport, dump_json
 __all__ = ["SabongClient", "generate_signature"]
 
 GENERATE_AUTH_TOKEN_PATH = "/api/v1/generate-auth-token"  # noqa: S105 - a path
+GET_BALANCE_PATH = "/api/v1/get-balance"
+CREDIT_PATH = "/api/v1/credit-balance"
+DEBIT_PATH = "/api/v1/debit-balance"
+GET_TRANSACTIONS_PATH = "/api/v1/get-transactions"
+MAX_PAGE_SIZE = 100
+
+Amount = Decimal | int | str
 
 Clock = Callable[[], float]
 
@@ -84,6 +92,77 @@ class SabongClient:
         data = self.request("POST", GENERATE_AUTH_TOKEN_PATH, json=payload).data
         return data if isinstance(data, dict) else {}
 
+    def get_balance(self, client_id: str) -> dict[str, Any]:
+        """`GET /api/v1/get-balance`: `data` with userId, clientId, balance (a Decimal)
+        and updatedAt."""
+        return self._data("GET", GET_BALANCE_PATH, params={"clientId": client_id})
+
+    def credit(
+        self,
+        client_id: str,
+        amount: Amount,
+        *,
+        reference: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """`POST /api/v1/credit-balance`; `data` with transactionId and balance (Decimal).
+
+        Give a `reference` (your own transaction id) to make retries safe: the server
+        applies a reference once and answers a repeat with the original transaction.
+        """
+        body = money_body(client_id, amount, reference, description)
+        return self._data("POST", CREDIT_PATH, json=body)
+
+    def debit(
+        self,
+        client_id: str,
+        amount: Amount,
+        *,
+        reference: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """`POST /api/v1/debit-balance`; InsufficientBalanceError when it exceeds the
+        balance, ConflictError when `reference` was used for another amount."""
+        body = money_body(client_id, amount, reference, description)
+        return self._data("POST", DEBIT_PATH, json=body)
+
+    def transactions(
+        self,
+        client_id: str,
+        *,
+        transaction_type: str | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Every transaction of a wallet, oldest first, fetched page by page.
+
+        Sorted by id, so transactions made while iterating come last, never twice.
+        Amounts are strings as the API sends them (`Decimal(t["amount"])` is exact).
+        """
+        params = {"clientId": client_id, "limit": str(page_size), "sortBy": "id"}
+        params["sortOrder"] = "asc"
+        optional = {"type": transaction_type, "dateFrom": date_from, "dateTo": date_to}
+        params.update({k: v for k, v in optional.items() if v is not None})
+        page = 1
+        while True:
+            data = self._data("GET", GET_TRANSACTIONS_PATH, params={**params, "page": str(page)})
+            rows = data.get("data") or []
+            yield from rows
+            if len(rows) < page_size:
+                return
+            page += 1
+
+    def _data(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        data = self.request(method, path, json=json, params=params).data
+        return data if isinstance(data, dict) else {}
+
     def request(
         self,
         method: str,
@@ -127,3 +206,18 @@ class SabongClient:
                     used.add(signature)
                     return timestamp, signature
         raise RuntimeError("too many identical requests in the signature window")
+
+
+def money_body(
+    client_id: str, amount: Amount, reference: str | None, description: str | None
+) -> dict[str, Any]:
+    """A credit/debit body; the amount goes as a decimal string, so no float rounds it."""
+    if isinstance(amount, float | bool):
+        raise TypeError("amount must be a Decimal, an int or a decimal string, not a float")
+    text = format(amount, "f") if isinstance(amount, Decimal) else str(amount)
+    body: dict[str, Any] = {"clientId": client_id, "amount": text}
+    if reference is not None:
+        body["reference"] = reference
+    if description is not None:
+        body["description"] = description
+    return body

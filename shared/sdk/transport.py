@@ -6,6 +6,7 @@ import http.client
 import json
 import urllib.parse
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from .errors import ApiError, TransportError, error_for
@@ -33,11 +34,14 @@ class Response:
         return self.status < 400
 
     def json(self) -> Any:
-        """The body parsed as JSON; None for an empty or non-JSON body."""
+        """The body parsed as JSON; None for an empty or non-JSON body.
+
+        Fractions become Decimal, never float: a balance of 1600.50 arrives exactly.
+        """
         if not self.body:
             return None
         try:
-            return json.loads(self.body)
+            return json.loads(self.body, parse_float=Decimal)
         except ValueError:
             return None
 

@@ -80,3 +80,28 @@ def test_static_requests_carry_the_right_credential(tmp_path: Path) -> None:
 def test_single_use_pools_are_sized_with_a_margin() -> None:
     assert endpoints.single_use_count(5, 2000) == 15000
     assert endpoints.single_use_count(1, 10) == endpoints.MIN_SINGLE_USE
+
+
+def test_wallet_requests_are_unique_and_verify(tmp_path: Path) -> None:
+    now = int(time.time())
+    for endpoint in endpoints.WALLET_ENDPOINTS:
+        file, written, _ = factory(tmp_path).build(endpoint, "127.0.0.1:1", 2500)
+        requests = read_requests(file)
+        assert written == len(requests) == 2500
+        signatures = set()
+        for raw in requests:
+            first, headers, body = split(raw)
+            method, target, _ = first.split(" ")
+            path, _, query = target.partition("?")
+            assert (method, path) == (endpoint.method, endpoint.path)
+            payload = query.encode() if method == "GET" else body
+            signatures.add(verify([SECRET], method, path, headers["x-timestamp"],
+                                  headers["x-signature"], payload, now=now))  # fmt: skip
+            if method == "POST":
+                fields = json.loads(body)
+                assert fields["amount"] == "0.01" and fields["reference"].startswith("bench-")
+        # Another run built in the same second shares no signature with this one.
+        again, _, _ = factory(tmp_path).build(endpoint, "127.0.0.1:1", 100)
+        for raw in read_requests(again):
+            assert split(raw)[1]["x-signature"].lower() not in signatures
+        assert len(signatures) == 2500  # none is a replay of another

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import secrets
@@ -15,6 +16,8 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from services.sabong import create_app
+from services.sabong.cli import main as cli_main
 from services.sabong.runtime import CLOCK, EXTENSION
 from shared import signing
 from shared.embedded import free_port
@@ -138,6 +142,22 @@ class Partner:
         sent.update(headers or {})
         return self.client.post(path, data=data, headers=sent)
 
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        timestamp: int | str | None = None,
+        secret: str | None = None,
+    ) -> TestResponse:
+        """GET `path?params` signed over the sorted query, as the contract says."""
+        query = dict(params or {})
+        stamp = str(self.now() if timestamp is None else timestamp)
+        payload = signing.canonical_query(query)
+        sig = signing.sign(secret or self.secret, "GET", path, stamp, payload)
+        target = path + ("?" + urllib.parse.urlencode(query) if query else "")
+        return self.client.get(target, headers={"x-signature": sig, "x-timestamp": stamp})
+
     def issue(self, **fields: Any) -> dict[str, Any]:
         """Issue a token for a valid body; the response data (asserts success)."""
         response = self.post(valid_fields(**fields))
@@ -192,22 +212,32 @@ class LiveSabong:
         finally:
             conn.close()
 
-    def post_signed(self, body: Mapping[str, Any]) -> HttpAnswer:
+    def post_signed(self, body: Mapping[str, Any], path: str = PATH) -> HttpAnswer:
         data = compact(body)
         stamp = str(int(time.time()))
-        sig = signing.sign(self.secret, "POST", PATH, stamp, data)
+        sig = signing.sign(self.secret, "POST", path, stamp, data)
         headers = {"x-signature": sig, "x-timestamp": stamp, "Content-Type": "application/json"}
-        return self.request("POST", PATH, data, headers)
+        return self.request("POST", path, data, headers)
+
+    def get_signed(self, path: str, params: Mapping[str, str]) -> HttpAnswer:
+        stamp = str(int(time.time()))
+        sig = signing.sign(self.secret, "GET", path, stamp, signing.canonical_query(params))
+        target = f"{path}?{urllib.parse.urlencode(dict(params))}"
+        return self.request("GET", target, headers={"x-signature": sig, "x-timestamp": stamp})
 
 
 @contextlib.contextmanager
-def gunicorn_sabong(redis_url: str, log_dir: Path, threads: int = 16) -> Iterator[LiveSabong]:
-    """Run services.sabong.wsgi:app under gunicorn with gthread workers."""
+def gunicorn_sabong(
+    redis_url: str, log_dir: Path, threads: int = 16, **extra: str
+) -> Iterator[LiveSabong]:
+    """Run services.sabong.wsgi:app under gunicorn with gthread workers (`extra` settings,
+    e.g. a DATABASE_URL of the test's own, over the run's)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secret = secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SABONG_", "USSD_"))}
     env.update(base_settings(redis_url, SABONG_CLIENT_SECRETS=secret, SABONG_LOGIN_BASE_URL=url))
+    env.update(extra)
     env.update(DOTENV_PATH=str(log_dir / "live.env"), PYTHONPATH=str(PROJECT_ROOT))
     log_path = log_dir / "gunicorn-sabong.log"
     command = [
@@ -253,3 +283,63 @@ def live_sabong(
     redis_url)."""
     with gunicorn_sabong(session_redis_url, tmp_path_factory.mktemp("sabong-live")) as live:
         yield live
+
+
+# -- wallets ----------------------------------------------------------------------------
+
+SEED_USER_SQL = """
+INSERT INTO sabong_users (client_id, username, name, display_id, referral_code, password,
+                          created_at, updated_at)
+VALUES (%(client_id)s, %(client_id)s, %(client_id)s, %(client_id)s,
+        'REF-2026-' || upper(substr(md5(%(client_id)s), 1, 6)), '!seeded', now(), now())
+RETURNING id
+"""
+SEED_WALLET_SQL = """
+INSERT INTO sabong_wallets (client_id, user_id, balance, created_at, updated_at)
+VALUES (%(client_id)s, %(user_id)s, %(balance)s, now(), %(updated_at)s)
+RETURNING id
+"""
+SEED_CREDIT_SQL = """
+INSERT INTO sabong_transactions (client_id, wallet_id, type, amount, currency,
+                                 balance_after, description, created_at)
+VALUES (%(client_id)s, %(wallet_id)s, 'credit', %(balance)s, 'USD', %(balance)s,
+        'opening balance', now())
+"""
+
+
+def seed_user(db: Any, client_id: str, balance: str = "0.00") -> int:
+    """Create a user with a wallet straight in PostgreSQL; returns the user id.
+
+    An opening balance is recorded as a credit, so the ledger reconciles. (Until users are
+    created in PostgreSQL by generate-auth-token, this is how wallet tests get a user.)
+    """
+    amount = Decimal(balance)
+    params: dict[str, Any] = {"client_id": client_id, "balance": amount}
+    (user_id,) = db.execute(SEED_USER_SQL, params).fetchone()
+    params.update(user_id=user_id, updated_at=datetime.now(UTC) if amount else None)
+    (wallet_id,) = db.execute(SEED_WALLET_SQL, params).fetchone()
+    if amount:
+        db.execute(SEED_CREDIT_SQL, {**params, "wallet_id": wallet_id})
+    return int(user_id)
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., int]:
+    """`make_user(client_id, balance="0.00")`: a user and wallet in the test database."""
+    return lambda client_id, balance="0.00": seed_user(db, client_id, balance)
+
+
+def reconcile_exit(database_url: str) -> tuple[int, str]:
+    """Run the operator's `reconcile` against the test database: (exit code, stderr)."""
+    errors, output = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(output):
+        code = cli_main(["reconcile"], environ={"DATABASE_URL": database_url})
+    return code, errors.getvalue()
+
+
+@pytest.fixture
+def reconciled(database_url: str) -> Iterator[None]:
+    """After the test: the operator's `reconcile` finds every wallet consistent."""
+    yield
+    code, problems = reconcile_exit(database_url)
+    assert code == 0, problems

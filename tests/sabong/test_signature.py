@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 import redis as redis_py
-from flask import Flask, Response
+from flask import Flask
 from flask.testing import FlaskClient
 from psycopg import Connection
 from werkzeug.test import TestResponse
 
-from services.sabong.runtime import CLOCK, now, runtime
-from services.sabong.signature import authenticate
+from services.sabong.runtime import CLOCK
 from shared import signing
-from shared.responses import sabong_body
-from shared.web import json_response
 
 from .conftest import PATH, SECRET, VECTOR_TIME, MakeApp, Partner, valid_fields
 
@@ -203,13 +201,10 @@ def test_replay_guard_ttl_covers_the_whole_window(
     assert 2 * signing.SIGNATURE_WINDOW_SECONDS <= redis_client.ttl(key) <= 2 * 300 + 60
 
 
-def test_get_requests_sign_the_canonical_query(app: Flask, client: FlaskClient) -> None:
-    # A signed GET route as future /api/v1 endpoints would declare it.
-    def balance() -> Response:
-        authenticate(runtime().client_secrets, now())
-        return json_response(sabong_body("success", "ok"), 200)
-
-    app.add_url_rule("/api/v1/get-balance", "get_balance", balance)
+def test_get_requests_sign_the_canonical_query(
+    app: Flask, client: FlaskClient, make_user: Callable[..., int]
+) -> None:
+    make_user("CLIENT_001")
     app.config[CLOCK] = lambda: float(VECTOR_TIME)
     headers = {"x-signature": GET_VECTOR, "x-timestamp": str(VECTOR_TIME)}
     assert client.get("/api/v1/get-balance?clientId=CLIENT_001", headers=headers).status_code == 200

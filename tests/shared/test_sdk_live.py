@@ -7,7 +7,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_py
@@ -15,7 +17,10 @@ import redis as redis_py
 from shared.embedded import EmbeddedRedis
 from shared.sdk import (
     AuthenticationError,
+    ConflictError,
+    InsufficientBalanceError,
     K2Client,
+    NotFoundError,
     SabongClient,
     ValidationError,
 )
@@ -28,6 +33,7 @@ from tests.live_services import (
     real_gateway,
     services_importable,
 )
+from tests.sabong.conftest import reconcile_exit, seed_user
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -219,3 +225,33 @@ def test_both_clients_work_through_the_real_gateway(
                 "CLIENT_GW", "gwuser", "Via Gateway", "10.1.2.3"
             )
         assert caught.value.message == "Invalid signature"
+
+
+def test_sabong_wallet_credit_debit_balance_and_every_transaction(
+    platform: Platform, db: Any, database_url: str
+) -> None:
+    seed_user(db, "SDK_WALLET")
+    client = SabongClient(platform.sabong_url, platform.sabong_secret, timeout=10)
+    assert client.get_balance("SDK_WALLET")["balance"] == Decimal("0.00")
+    for index in range(7):
+        client.credit("SDK_WALLET", Decimal("10.10"), reference=f"dep-{index}")
+    debit = client.debit("SDK_WALLET", "0.70", description="bet")
+    assert debit["balance"] == Decimal("70.00") and debit["type"] == "debit"
+    # A retry with the same reference is answered with the original transaction.
+    again = client.credit("SDK_WALLET", "10.10", reference="dep-3")
+    assert again["balance"] == Decimal("40.40")
+    with pytest.raises(ConflictError) as conflict:
+        client.credit("SDK_WALLET", 5, reference="dep-3")
+    assert conflict.value.data == {"transactionId": again["transactionId"]}
+    with pytest.raises(InsufficientBalanceError) as refused:
+        client.debit("SDK_WALLET", "70.01")
+    assert refused.value.data == {"balance": Decimal("70.00"), "amount": Decimal("70.01")}
+    every = list(client.transactions("SDK_WALLET", page_size=3))
+    assert [t["amount"] for t in every] == ["10.10"] * 7 + ["0.70"]
+    assert [t["id"] for t in every] == sorted(t["id"] for t in every)
+    assert every[-1]["balanceAfter"] == "70.00"
+    debits = list(client.transactions("SDK_WALLET", transaction_type="debit"))
+    assert [t["description"] for t in debits] == ["bet"]
+    with pytest.raises(NotFoundError):
+        client.get_balance("NOBODY")
+    assert reconcile_exit(database_url) == (0, "")

@@ -6,11 +6,19 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 
 from shared.exceptions import SignatureRejected
-from shared.sdk import AuthenticationError, SabongClient, ValidationError
+from shared.sdk import (
+    AuthenticationError,
+    ConflictError,
+    InsufficientBalanceError,
+    Response,
+    SabongClient,
+    ValidationError,
+)
 from shared.signing import canonical_query, verify
 from tests.live_services import Recorded, Reply, ScriptedServer, json_reply, scripted_server
 
@@ -39,7 +47,8 @@ class VerifyingServer:
             if signature in self.accepted:
                 return self._reject("Duplicate request signature", "replayed")
             self.accepted.add(signature)
-        if seen.method == "POST" and "displayName" not in json.loads(seen.body):
+        token_request = path == "/api/v1/generate-auth-token"
+        if token_request and "displayName" not in json.loads(seen.body):
             errors = {"displayName": ["The displayName field is required."]}
             return json_reply(400, {"status": "failed", "message": "Validation failed",
                                     "data": {"errors": errors}})  # fmt: skip
@@ -121,3 +130,38 @@ def test_empty_secret_is_refused() -> None:
 
 def test_repr_never_shows_the_secret() -> None:
     assert SECRET not in repr(SabongClient("http://127.0.0.1:1", SECRET))
+
+
+def test_amounts_are_sent_as_exact_decimal_strings(server: ScriptedServer) -> None:
+    client = _client(server)
+    client.credit("C1", Decimal("10.50"), reference="r-1", description="top up")
+    client.debit("C1", 3)
+    client.debit("C1", "0.07")
+    bodies = [json.loads(r.body) for r in server.requests]
+    assert bodies == [
+        {"clientId": "C1", "amount": "10.50", "reference": "r-1", "description": "top up"},
+        {"clientId": "C1", "amount": "3"},
+        {"clientId": "C1", "amount": "0.07"},
+    ]
+
+
+@pytest.mark.parametrize("amount", [0.1, True])
+def test_a_float_amount_is_refused_before_anything_is_sent(
+    server: ScriptedServer, amount: object
+) -> None:
+    with pytest.raises(TypeError, match="float"):
+        _client(server).credit("C1", amount)  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+def test_wallet_errors_are_typed_and_money_in_them_is_decimal() -> None:
+    insufficient = Response(
+        400, {}, b'{"status":"failed","message":"Insufficient balance",'
+        b'"data":{"balance":0.10,"amount":0.30}}',
+    ).error()  # fmt: skip
+    assert isinstance(insufficient, InsufficientBalanceError)
+    assert insufficient.data == {"balance": Decimal("0.10"), "amount": Decimal("0.30")}
+    duplicate = Response(
+        409, {}, b'{"status":"failed","message":"Duplicate reference","data":{"transactionId":7}}'
+    ).error()
+    assert isinstance(duplicate, ConflictError) and duplicate.data == {"transactionId": 7}

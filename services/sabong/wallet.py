@@ -1,0 +1,149 @@
+"""The wallet API's steps between the signed request and the ledger (views call these)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from shared.exceptions import BadRequest, StoreUnavailable, ValidationFailed
+from shared.observability import WALLET_REFUSALS, WALLET_REPLAYS, WALLET_TRANSACTIONS
+from shared.web import parse_json_object
+
+from .ledger import (
+    HistoryPage,
+    Ledger,
+    OutcomeUnknown,
+    Posted,
+    Posting,
+    TransactionType,
+    iso_millis,
+    utc_datetime,
+)
+from .runtime import Runtime
+from .validation import (
+    MAX_CLIENT_ID_CHARS,
+    HistoryQuery,
+    is_missing,
+    validate_client_id,
+    validate_history_query,
+    validate_money_request,
+)
+
+R = TypeVar("R")
+
+
+def replay_key_client(value: Any) -> str | None:
+    """The clientId to group a replay guard under, when it is a usable one; else None."""
+    if isinstance(value, str) and not is_missing(value) and len(value) <= MAX_CLIENT_ID_CHARS:
+        return value
+    return None
+
+
+def get_balance(rt: Runtime, args: dict[str, str], signature: str) -> dict[str, Any]:
+    """The `data` of get-balance: userId, clientId, balance, updatedAt."""
+    rt.store.remember_signature(signature, replay_key_client(args.get("clientId")))
+    client_id = validate_client_id(args.get("clientId"))
+    found = with_replay_release(
+        rt, signature, client_id, lambda: Ledger(rt.database).balance(client_id)
+    )
+    return {
+        "userId": found.user_id,
+        "clientId": found.client_id,
+        "balance": found.balance,
+        "updatedAt": iso_millis(found.updated_at),
+    }
+
+
+def post_money(
+    rt: Runtime, kind: TransactionType, body: bytes, signature: str, now: float
+) -> Posted:
+    """Apply a signed credit or debit body (once per reference); the applied transaction."""
+    try:
+        fields: dict[str, Any] | None = parse_json_object(body, exact=True)
+    except BadRequest:
+        fields = None
+    client_key = replay_key_client(fields.get("clientId")) if fields else None
+    # The signature is spent before anything else: a replay never reaches the ledger.
+    rt.store.remember_signature(signature, client_key)
+    if fields is None:
+        WALLET_REFUSALS.labels(kind, "validation").inc()
+        raise BadRequest()
+    try:
+        request = validate_money_request(fields)
+    except ValidationFailed:
+        WALLET_REFUSALS.labels(kind, "validation").inc()
+        raise
+    posting = Posting(
+        client_id=request.client_id,
+        type=kind,
+        amount=request.amount,
+        description=request.description,
+        reference=request.reference,
+        now=utc_datetime(now),
+    )
+    posted = with_replay_release(
+        rt, signature, client_key, lambda: Ledger(rt.database).post(posting)
+    )
+    (WALLET_REPLAYS if posted.replayed else WALLET_TRANSACTIONS).labels(kind).inc()
+    return posted
+
+
+def posted_data(posted: Posted) -> dict[str, Any]:
+    """The `data` of a credit or debit response (amounts and balance as JSON numbers)."""
+    return {
+        "userId": posted.user_id,
+        "clientId": posted.client_id,
+        "amount": posted.amount,
+        "type": posted.type,
+        "transactionId": posted.transaction_id,
+        "balance": posted.balance,
+    }
+
+
+def get_transactions(rt: Runtime, args: dict[str, str], signature: str) -> dict[str, Any]:
+    """The `data` of get-transactions: one page, the counts, filters and sort used."""
+    rt.store.remember_signature(signature, replay_key_client(args.get("clientId")))
+    query = validate_history_query(args)
+    page = with_replay_release(
+        rt, signature, query.client_id, lambda: Ledger(rt.database).history(query)
+    )
+    return history_data(query, page)
+
+
+def history_data(query: HistoryQuery, page: HistoryPage) -> dict[str, Any]:
+    total_pages = -(-page.total_count // query.limit)
+    return {
+        "clientId": query.client_id,
+        "totalCount": page.total_count,
+        "resultCount": len(page.rows),
+        "totalPages": total_pages,
+        "currentPage": query.page,
+        "limit": query.limit,
+        "filters": query.filters,
+        "sort": {"sortBy": query.sort_by, "sortOrder": query.sort_order},
+        "data": page.rows,
+    }
+
+
+def with_replay_release(
+    rt: Runtime, signature: str, client_key: str | None, work: Callable[[], R]
+) -> R:
+    """Run `work()`; when the database fails before anything can have been applied, free
+    the signature so the partner may resend the request that got the 500.
+
+    After the connection is lost during the write the outcome is unknown (OutcomeUnknown)
+    and the signature stays spent: a resend might apply the money twice (a resend with a
+    `reference` is always safe).
+    """
+    try:
+        return work()
+    except OutcomeUnknown:
+        raise
+    except StoreUnavailable:
+        rt.store.forget_signature(signature, client_key)
+        raise
+
+
+def insufficient_data(balance: Decimal, amount: Decimal) -> dict[str, Any]:
+    return {"balance": balance, "amount": amount}
