@@ -9,6 +9,7 @@ any exception.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import select
 import threading
@@ -27,6 +28,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 URL_SCHEMES = ("postgresql", "postgres")
+# The pool logs every failed connection attempt as a warning: one line per request while
+# the database is down. Those requests are logged (with their request ids) as the 500/503
+# they become; the pool's own errors still show.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 DEFAULT_POOL_SIZE = 16
 # Bounded waits everywhere: an unreachable or hung database is a clean 500/503 in
 # seconds, never a worker stuck for minutes.

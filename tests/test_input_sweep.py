@@ -85,7 +85,13 @@ VALID = {
     "expiration": 5,
     "service_id": "x",
     "password": "p",
+    "amount": "10.50",
+    "description": "sweep",
+    "reference": "ref-1",
 }
+WALLET_POSTS = ("/api/v1/credit-balance", "/api/v1/debit-balance")
+WALLET_GETS = ("/api/v1/get-balance", "/api/v1/get-transactions")
+QUERY_FIELDS = ("clientId", "limit", "page", "type", "sortBy", "sortOrder", "dateFrom", "dateTo")
 
 
 def hostile_value(valid: Any) -> st.SearchStrategy[Any]:
@@ -197,14 +203,23 @@ def assert_k2_answer(response: TestResponse) -> None:
     assert body["status"] == response.status_code
 
 
-def signed_post(client: FlaskClient, body: bytes) -> TestResponse:
-    """A correctly signed generate-auth-token call: the body reaches validation."""
+def signed_post(client: FlaskClient, body: bytes, path: str = SABONG_TOKEN_PATH) -> TestResponse:
+    """A correctly signed POST: the body reaches validation."""
     stamp = str(int(time.time()))
-    signature = signing.sign(SECRET, "POST", SABONG_TOKEN_PATH, stamp, body)
+    signature = signing.sign(SECRET, "POST", path, stamp, body)
     headers = {"x-signature": signature, "x-timestamp": stamp}
-    return client.post(
-        SABONG_TOKEN_PATH, data=body, headers=headers, content_type="application/json"
+    return client.post(path, data=body, headers=headers, content_type="application/json")
+
+
+def signed_get(client: FlaskClient, path: str, query: dict[str, str]) -> TestResponse:
+    """A correctly signed GET over the sorted query (values as a partner would encode)."""
+    stamp = str(int(time.time()))
+    payload = "&".join(f"{key}={query[key]}" for key in sorted(query))
+    encoded = urllib.parse.urlencode(
+        {k: v.encode("utf-8", "surrogatepass") for k, v in query.items()}
     )
+    signature = signing.sign(SECRET, "GET", path, stamp, payload.encode("utf-8", "surrogatepass"))
+    return client.get(f"{path}?{encoded}", headers={"x-signature": signature, "x-timestamp": stamp})
 
 
 def sabong_paths(client: FlaskClient, piece: str, body: bytes) -> Iterator[TestResponse]:
@@ -266,3 +281,23 @@ def test_raw_hostile_documents_get_the_envelope_of_both_families(
         assert_sabong_answer(response)
     for response in ussd_paths(ussd.test_client(), ussd_bearer, body):
         assert_k2_answer(response)
+
+
+@SWEEP
+@given(
+    fields=sabong_fields(["clientId", "amount", "description", "reference"]),
+    query=st.dictionaries(st.sampled_from(QUERY_FIELDS), text, max_size=4),
+    ascii_only=st.booleans(),
+)
+def test_hostile_input_never_breaks_the_wallet_envelope(
+    sabong: Flask, fields: dict[str, Any], query: dict[str, str], ascii_only: bool
+) -> None:
+    # Money endpoints: a hostile body or query is a 4xx envelope and moves no money.
+    fields["nonce"] = uuid.uuid4().hex
+    client = sabong.test_client()
+    body = document(fields, ascii_only)
+    for path in WALLET_POSTS:
+        assert_sabong_answer(signed_post(client, body, path))
+    query = {**query, "nonce": uuid.uuid4().hex}
+    for path in WALLET_GETS:
+        assert_sabong_answer(signed_get(client, path, query))

@@ -261,9 +261,10 @@ def optional_string(body: dict[str, Any], field: str, max_chars: int) -> list[st
         return []
     if not isinstance(value, str):
         return [f"The {field} must be a string."]
+    messages = [f"The {field} format is invalid."] if "\x00" in value else []
     if len(value) > max_chars:
-        return [f"The {field} must not be greater than {max_chars} characters."]
-    return []
+        messages.append(f"The {field} must not be greater than {max_chars} characters.")
+    return messages
 
 
 def optional_value(value: Any) -> Any:

@@ -204,3 +204,12 @@ def test_body_not_a_json_object_is_invalid_json_body(partner: Partner, body: byt
 def test_a_nul_character_is_a_format_error_not_a_database_crash(field: str) -> None:
     # PostgreSQL text cannot hold NUL: refused up front, in the envelope, like any bad field.
     assert errors_for(**{field: "a\x00b"}) == {field: [f"The {field} format is invalid."]}
+
+
+@pytest.mark.parametrize("field", ["description", "reference"])
+def test_a_nul_in_a_money_field_is_a_format_error_and_moves_nothing(field: str) -> None:
+    from services.sabong.validation import validate_money_request
+
+    with pytest.raises(ValidationFailed) as refused:
+        validate_money_request({"clientId": "C", "amount": 1, field: "x\x00"})
+    assert refused.value.errors == {field: [f"The {field} format is invalid."]}

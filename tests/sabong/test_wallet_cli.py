@@ -78,12 +78,16 @@ def test_reconcile_names_every_wallet_that_does_not_add_up(
     assert "2 wallet(s) do not add up" in err
 
 
-def test_reconcile_runs_as_a_command_and_needs_database_url(database_url: str) -> None:
+def test_reconcile_runs_as_a_command_and_says_when_it_finds_no_database(
+    database_url: str,
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(PYTHONPATH=str(PROJECT_ROOT), DOTENV_PATH=os.devnull)
+    # No DATABASE_URL: make run's PostgreSQL is tried, and (on a port nothing uses) missed.
+    env.update(PYTHONPATH=str(PROJECT_ROOT), DOTENV_PATH=os.devnull, POSTGRES_PORT="1")
     command = [sys.executable, "-m", "services.sabong", "reconcile"]
     missing = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=60)
-    assert missing.returncode == 2 and b"DATABASE_URL is not set" in missing.stderr
+    assert missing.returncode == 1 and b"is `make run` up?" in missing.stderr
+    assert missing.stdout == b"" and b"Traceback" not in missing.stderr
     env["DATABASE_URL"] = database_url
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
