@@ -36,6 +36,8 @@ class Endpoint:
     through_gateway: bool = True
 
 
+# The bare Flask app every service's CPU per request is compared with (SPEC section 6).
+REFERENCE = Endpoint("reference (flask)", "reference", "GET", "/", through_gateway=False)
 HEALTHZ_USSD = Endpoint("healthz (ussd)", "ussd", "GET", "/healthz", through_gateway=False)
 HEALTHZ_SABONG = Endpoint("healthz (sabong)", "sabong", "GET", "/healthz", through_gateway=False)
 # The gateway answers /healthz itself: its own ceiling, with no service behind it.
@@ -57,6 +59,7 @@ LOGIN_LINK = Endpoint(
 )
 
 ALL = (
+    REFERENCE,
     HEALTHZ_USSD,
     HEALTHZ_SABONG,
     HEALTHZ_GATEWAY,

@@ -20,7 +20,7 @@ from .endpoints import (
     RequestFactory,
     single_use_count,
 )
-from .platform import Platform
+from .platform import REFERENCE, Platform
 
 T = TypeVar("T")
 PILOT_SECONDS = 2.0
@@ -51,6 +51,12 @@ class Row:
     # Direct rows: the service's /healthz req/s, measured right before and after (mean).
     reference_rate: float | None = None
     disturbance: str = ""  # why even the best of its runs is doubtful; "" when clean
+    server: str = ""  # the component that answered: the service, the gateway, or reference
+
+    @property
+    def server_cpu_us(self) -> float:
+        """CPU microseconds per request of the answering server's processes alone."""
+        return self.cpu_us.get(self.server, 0.0)
 
 
 @dataclass
@@ -89,6 +95,9 @@ class Bench:
     warmup_seconds: float
     log: bool = True
     retries: int = 2
+    # Direct rows' /healthz throughput, measured right before and after each (see flat_out);
+    # off in the CPU-only mode, where only CPU per request is compared.
+    healthz_references: bool = True
     rows: list[Row] = field(default_factory=list)
     last_cpu_us: dict[str, float] = field(default_factory=dict)
     last_balance: dict[str, float] = field(default_factory=dict)
@@ -122,7 +131,7 @@ class Bench:
             for name, seconds in used.items()
         }
         self.last_balance = {}
-        for service in ("ussd", "sabong"):
+        for service in ("ussd", "sabong", REFERENCE):
             workers = components.get(service, [])
             share = cpu.busiest_share(before, after, workers)
             if share is not None and len(workers) > 2:  # a leader and at least 2 workers
@@ -172,7 +181,8 @@ class Bench:
         url, host = self.platform.url(target), self.platform.host_header(target)
         rate = self.expected_rate(endpoint)
         self._warm_up(endpoint, url, host, rate)
-        reference = BY_NAME.get(endpoint.healthz_of or "") if path == DIRECT else None
+        wanted = path == DIRECT and self.healthz_references
+        reference = BY_NAME.get(endpoint.healthz_of or "") if wanted else None
         references = [self._reference_rate(reference)] if reference else []
         best = self._undisturbed(lambda: self._flat_out_once(endpoint, path, url, host, rate))
         best.disturbance = self.chosen_disturbance
@@ -224,6 +234,7 @@ class Bench:
             prep_s,
             other_cores=other,
             cpu_us=self.last_cpu_us,
+            server=self.target(endpoint, path),
         )
 
     def _ratio(self, endpoint: Endpoint, path: str, row: Row) -> float | None:
