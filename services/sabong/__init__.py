@@ -14,6 +14,7 @@ from shared.db import database_from_settings
 from shared.exceptions import ConfigError
 from shared.redis import connect
 from shared.signing import SIGNATURE_WINDOW_SECONDS
+from shared.web import ServiceFlask
 
 from .blueprints import health, login, session, tokens
 from .errors import register_error_handlers
@@ -36,7 +37,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     settings = load_settings(config)
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set (make run starts a Redis and sets it)")
-    app = Flask(__name__)
+    app = ServiceFlask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret("SABONG_SESSION_SECRET"),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
