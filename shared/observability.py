@@ -12,8 +12,6 @@ a Flask URL rule such as `/login/<token>`, at the gateway a route prefix such as
 - `http_requests_total{service, route, method, status}`: requests answered.
 - `http_request_duration_seconds{service, route}`: histogram of the time to answer
   (buckets 1 ms to 5 s).
-  These two are folded in from a per-process queue about once a second, and before each
-  scrape for the scraping process's own requests (see record_request).
 - `sabong_login_tokens_issued_total`: login tokens (login links) issued.
 - `sabong_login_tokens_consumed_total{outcome}`: login-link POSTs; outcome `ok` (signed
   in) or `gone` (used, expired or unknown token).
@@ -44,17 +42,14 @@ or cookie is ever written.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
 import random
 import re
 import sys
-import threading
 import time
 from bisect import bisect_left
-from collections import deque
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -222,7 +217,6 @@ def configure_logging(service: str, level: str | None = None) -> None:
 
 def render_metrics() -> tuple[bytes, str]:
     """Prometheus exposition of this process, or of every worker in multiprocess mode."""
-    flush_requests()  # what this process counted so far shows in this very scrape
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -230,60 +224,21 @@ def render_metrics() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-# Answered requests waiting to be folded into HTTP_REQUESTS and HTTP_LATENCY: appending to
-# a deque is one atomic step, where labels().inc() and observe() take four locks (and in
-# multiprocess mode write three shared files) on every request. A background thread
-# folds them in every FLUSH_SECONDS, and every scrape first folds in its own process's.
-_pending_requests: deque[tuple[str, str, str, int, float]] = deque()
-FLUSH_SECONDS = 1.0
+# The metric children of each (service, route, method, status), bound once: labels() takes
+# a lock and builds a key on every call. Bounded like the label sets themselves.
+_bound_metrics: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
 
 
-class _Flusher:
-    """The background thread that folds pending requests into the metrics (one a process)."""
-
-    started = False
-    lock = threading.Lock()
-
-    @classmethod
-    def start(cls) -> None:
-        with cls.lock:
-            if not cls.started:
-                threading.Thread(target=_flush_forever, name="metrics-flush", daemon=True).start()
-                cls.started = True
-
-    @classmethod
-    def forget(cls) -> None:
-        """After a fork: the parent's thread does not exist in the child."""
-        cls.started = False
-        cls.lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_Flusher.forget)
-
-
-def _flush_forever() -> None:
-    while True:
-        time.sleep(FLUSH_SECONDS)
-        flush_requests()
-
-
-def flush_requests() -> None:
-    """Fold every pending request into the Prometheus metrics (safe from any thread)."""
-    tallies: dict[str, RequestTally] = {}
-    while True:
-        try:
-            service, route, method, status, seconds = _pending_requests.popleft()
-        except IndexError:
-            break
-        tally = tallies.get(service)
-        if tally is None:
-            tally = tallies[service] = RequestTally(service)
-        tally.count(route, method, status, seconds)
-    for tally in tallies.values():
-        tally.flush()
-
-
-atexit.register(flush_requests)
+def _metrics_of(service: str, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    key = (service, route, method, status)
+    found = _bound_metrics.get(key)
+    if found is None:
+        found = (
+            HTTP_REQUESTS.labels(service, route, method, str(status)),
+            HTTP_LATENCY.labels(service, route),
+        )
+        _bound_metrics[key] = found
+    return found
 
 
 class AccessLog:
@@ -349,9 +304,9 @@ _access_logs: dict[str, AccessLog] = {}
 
 def record_request(service: str, route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request, time it, and write its access-log line."""
-    _pending_requests.append((service, route, method, status, seconds))
-    if not _Flusher.started:
-        _Flusher.start()
+    requests, latency = _metrics_of(service, route, method, status)
+    requests.inc()
+    latency.observe(seconds)
     access = _access_logs.get(service)
     if access is None:
         access = _access_logs.setdefault(service, AccessLog(service))
