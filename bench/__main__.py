@@ -32,6 +32,8 @@ from .endpoints import (
     GATEWAY,
     GENERATE_AUTH_TOKEN,
     GENERATE_SERVICE_ID,
+    REFERENCE,
+    Endpoint,
     prepare,
 )
 from .platform import Platform, wait_quiet
@@ -60,7 +62,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--memory-items", type=int, default=memory.DEFAULT_COUNT)
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--only", nargs="*", help="endpoint names (flat-out table only)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="endpoint names (flat-out table only; the reference app is always measured)",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="CPU per request only: direct rows and the reference app, no /healthz "
+        "throughput references, gateway rows, half-peak, flood or memory runs",
+    )
     parser.add_argument(
         "--flood-only",
         action="store_true",
@@ -123,32 +135,27 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
         factory = prepare(platform, workdir)
         say(f"bench: K2 partner and {fixtures.CLIENT_POOL} Sabong users in "
             f"{time.monotonic() - prepared:.1f} s")  # fmt: skip
-        bench = Bench(platform, factory, load, args.warmup)
-        wanted = set(args.only or [])
-        if args.flood_only:
-            wanted = {endpoint.name for endpoint in FLOOD_ENDPOINTS}
+        bench = Bench(platform, factory, load, args.warmup, healthz_references=not args.cpu)
         say(f"bench: flat out, wrk -t{load.threads} -c{load.connections} -d{load.seconds:g}s")
-        for endpoint in ALL:
-            if wanted and endpoint.name not in wanted:
-                continue
-            bench.flat_out(endpoint, DIRECT)
-            if endpoint.through_gateway and not args.flood_only:
-                bench.flat_out(endpoint, GATEWAY)
+        flat_out_table(bench, selected(args), gateway=not (args.cpu or args.flood_only))
         paced: list[PacedRow] = []
         flood: list[FloodRow] = []
-        if not args.only:
+        partial = bool(args.only) or args.cpu
+        if not partial:
             paced, flood = paced_and_flooded(bench, flood_only=args.flood_only)
         commands = platform.commands()
     figures: list[memory.MemoryFigure] = []
-    if not args.skip_memory and not wanted:
+    if not args.skip_memory and not partial and not args.flood_only:
         say(f"bench: Redis memory, {args.memory_items} live items of each kind")
         figures = memory.measure(workdir, args.memory_items)
     checked = report.targets(bench.rows, paced, flood, figures)
     print()
     print(
-        "Flat out (closed loop). 'CPU us': CPU time per request of every process involved"
-        " (servers, Redis, gateway, wrk);\n'other': cores other programs used meanwhile;"
-        " '*': even the best of its runs was disturbed (see the log)."
+        "Flat out (closed loop). 'srv us': CPU time per request of the answering server's"
+        " processes; 'x ref': that over\nthe reference Flask app's (mean of its first and"
+        " last run); 'CPU us': every process involved (servers,\nRedis, gateway, wrk);"
+        " 'other': cores other programs used meanwhile; '*': even the best of its runs\n"
+        "was disturbed (see the log)."
     )
     print(report.throughput_table(bench.rows))
     if paced:
@@ -186,6 +193,34 @@ def paced_and_flooded(bench: Bench, flood_only: bool) -> tuple[list[PacedRow], l
         quiet = next(p for p in paced if p.endpoint == endpoint.name and p.path == GATEWAY)
         flood.append(bench.beside_login_flood(quiet, endpoint))
     return paced, flood
+
+
+def selected(args: argparse.Namespace) -> list[Endpoint]:
+    """The endpoints of the flat-out table: all, those named by --only, or the flood's."""
+    wanted = set(args.only or [])
+    if args.flood_only:
+        wanted = {endpoint.name for endpoint in FLOOD_ENDPOINTS}
+    unknown = wanted - {endpoint.name for endpoint in ALL}
+    if unknown:
+        raise SystemExit(f"bench: unknown endpoint(s) {sorted(unknown)}; one of "
+                         f"{[endpoint.name for endpoint in ALL]}")  # fmt: skip
+    return [endpoint for endpoint in ALL if not wanted or endpoint.name in wanted]
+
+
+def flat_out_table(bench: Bench, endpoints: list[Endpoint], gateway: bool) -> None:
+    """Every endpoint flat out, between two runs of the reference app.
+
+    The reference is measured first and last: the machine's speed drifts within minutes,
+    and the CPU ratios use the mean of both.
+    """
+    bench.flat_out(REFERENCE, DIRECT)
+    for endpoint in endpoints:
+        if endpoint is REFERENCE:
+            continue
+        bench.flat_out(endpoint, DIRECT)
+        if gateway and endpoint.through_gateway:
+            bench.flat_out(endpoint, GATEWAY)
+    bench.flat_out(REFERENCE, DIRECT)
 
 
 def _meta(

@@ -37,6 +37,8 @@ class Endpoint:
     through_gateway: bool = True
 
 
+# The bare Flask app every service's CPU per request is compared with (SPEC section 6).
+REFERENCE = Endpoint("reference (flask)", "reference", "GET", "/", through_gateway=False)
 HEALTHZ_USSD = Endpoint("healthz (ussd)", "ussd", "GET", "/healthz", through_gateway=False)
 HEALTHZ_SABONG = Endpoint("healthz (sabong)", "sabong", "GET", "/healthz", through_gateway=False)
 # The gateway answers /healthz itself: its own ceiling, with no service behind it.
@@ -67,6 +69,7 @@ DEBIT = Endpoint(
 )
 
 ALL = (
+    REFERENCE,
     HEALTHZ_USSD,
     HEALTHZ_SABONG,
     HEALTHZ_GATEWAY,

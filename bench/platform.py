@@ -1,5 +1,5 @@
-"""The platform under test: a private Redis and PostgreSQL, both services and the gateway,
-on free ports.
+"""The platform under test: a private Redis and PostgreSQL, both services, the gateway and
+the reference Flask app, on free ports.
 
 Every component is started with the command line `scripts.serve.command` gives it, the
 one `make run` and docker-compose use, so the bench measures the real servers. Each child
@@ -20,11 +20,16 @@ from types import TracebackType
 from devtools.postgres import EmbeddedPostgres
 from scripts import migrate, serve
 from scripts.children import Child, group_members
-from scripts.run import StopFlag, start_all, stop_all
+from scripts.run import StopFlag, start_all, stop_all, stop_stage
 from shared.config import SECRET_NAMES, Settings
 from shared.embedded import EmbeddedRedis, free_port
 
 HOST = "127.0.0.1"
+# The yardstick of SPEC section 6's CPU targets (bench/reference_app.py), served like a
+# service but always on gthread, 2 workers x 16 threads.
+REFERENCE = "reference"
+REFERENCE_APP = "bench.reference_app:app"
+REFERENCE_WORKERS = {"USSD_WORKERS": "2", "USSD_THREADS": "16"}
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
 
@@ -35,7 +40,8 @@ def bench_secrets() -> dict[str, str]:
 
 
 class Platform:
-    """Redis, ussd, its login pool, sabong and gateway as real processes; a context manager."""
+    """Redis, PostgreSQL, ussd, its login pool, sabong, the gateway and the reference app
+    as real processes; a context manager."""
 
     def __init__(
         self,
@@ -52,7 +58,7 @@ class Platform:
         self.postgres_dir = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
         self.postgres_dir.chmod(0o711)
         self.postgres = EmbeddedPostgres(self.postgres_dir / "pg", host=HOST)
-        self.ports = {component: free_port(HOST) for component in serve.COMPONENTS}
+        self.ports = {component: free_port(HOST) for component in (*serve.COMPONENTS, REFERENCE)}
         self.secrets = bench_secrets()
         dotenv = workdir / "bench.env"
         dotenv.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +94,7 @@ class Platform:
         return Settings({**os.environ, **self.values})
 
     def url(self, component: str) -> str:
-        """Base URL of `component` (ussd, sabong or gateway)."""
+        """Base URL of `component` (ussd, sabong, gateway or reference)."""
         return f"http://{HOST}:{self.ports[component]}"
 
     def host_header(self, component: str) -> str:
@@ -101,7 +107,18 @@ class Platform:
 
     def commands(self) -> dict[str, list[str]]:
         """The server command line of every component, as started."""
-        return {component: self.command(component) for component in serve.COMPONENTS}
+        found = {component: self.command(component) for component in serve.COMPONENTS}
+        return {**found, REFERENCE: self.reference_command()}
+
+    def reference_command(self) -> list[str]:
+        """The services' gunicorn command line serving the reference app (gthread 2x16)."""
+        port = {"USSD_PORT": str(self.ports[REFERENCE])}
+        settings = Settings({**os.environ, **self.values, **port, **REFERENCE_WORKERS})
+        argv = serve.command("ussd", settings)
+        argv[argv.index(serve.SERVICES["ussd"].app)] = REFERENCE_APP
+        if "--worker-class" in argv:
+            argv[argv.index("--worker-class") + 1] = "gthread"
+        return argv
 
     def start(self) -> Platform:
         """Start the stores, migrate, then every component; return once all are ready."""
@@ -128,6 +145,15 @@ class Platform:
                     f"{self.url(component)}/readyz",
                 )
             )
+        self.children.append(
+            Child(
+                REFERENCE,
+                self.reference_command(),
+                env,
+                self.workdir / "log" / f"{REFERENCE}.log",
+                f"{self.url(REFERENCE)}/",
+            )
+        )
         try:
             start_all(self.children[len(stores) :], self._stop_flag, READY_TIMEOUT_SECONDS)
         except BaseException:
@@ -136,7 +162,10 @@ class Platform:
         return self
 
     def stop(self) -> None:
-        """Stop the gateway, then the services, then the stores; nothing is left behind."""
+        """Stop the reference app, the gateway, then the services, then the stores; nothing
+        is left behind."""
+        reference = [child for child in self.children if child.name == REFERENCE]
+        stop_stage(reference, self._stop_flag, STOP_GRACE_SECONDS)
         stop_all(self.children, self._stop_flag, STOP_GRACE_SECONDS)
         shutil.rmtree(self.postgres_dir, ignore_errors=True)
 

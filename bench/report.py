@@ -16,6 +16,11 @@ from .endpoints import (
     GENERATE_AUTH_TOKEN,
     GENERATE_SERVICE_ID,
     GET_BALANCE,
+    HEALTHZ_SABONG,
+    HEALTHZ_USSD,
+    LOGIN,
+    LOGIN_LINK,
+    REFERENCE,
 )
 from .memory import MemoryFigure
 from .runner import FloodRow, PacedRow, Row
@@ -31,6 +36,14 @@ SERVICE_ID_BYTES = 200
 FLOOD_P99_FACTOR = 3.0
 CREDIT_DEBIT_TO_HEALTHZ = 0.30
 BALANCE_TO_HEALTHZ = 0.45
+# CPU per request of a service's own processes, as a multiple of the reference app's.
+PARTNER_CPU_FACTOR = 1.5
+HEALTHZ_CPU_FACTOR = 1.1
+HEALTHZ_ROWS = (HEALTHZ_USSD.name, HEALTHZ_SABONG.name)
+# No CPU target: the reference itself, the gateway's own /healthz (not a service), login
+# (bounded by the password hash on purpose) and the login link (the player's browser
+# follows it; it is not a partner call).
+NO_CPU_TARGET = frozenset({REFERENCE.name, "healthz (gateway)", LOGIN.name, LOGIN_LINK.name})
 # Every partner endpoint's gateway ratio is a target (the /healthz rows have none).
 GATEWAY_TARGET_ENDPOINTS = (
     "generate-auth-token",
@@ -81,22 +94,44 @@ def commits(per_second: float | None) -> str:
     return f"{per_second:.0f}" if per_second and per_second >= 1 else ""
 
 
+def reference_cpu_us(rows: Sequence[Row]) -> float | None:
+    """The reference app's server CPU per request: the mean of its runs (first and last)."""
+    found = [row.server_cpu_us for row in rows if row.endpoint == REFERENCE.name]
+    found = [value for value in found if value > 0.0]
+    return sum(found) / len(found) if found else None
+
+
+def cpu_ratio(row: Row, reference_us: float | None) -> float | None:
+    """A direct row's server CPU per request as a multiple of the reference app's."""
+    if row.path != DIRECT or not reference_us or row.server_cpu_us <= 0.0:
+        return None
+    return row.server_cpu_us / reference_us
+
+
 def throughput_table(rows: Sequence[Row]) -> str:
-    """The main table: one line per endpoint and path."""
+    """The main table: one line per endpoint and path.
+
+    'srv us' is the CPU per request of the answering server's own processes, 'x ref' that
+    figure over the reference app's; 'CPU us' adds everything else involved.
+    """
     header = (
         f"{'endpoint':<20} {'path':<8} {'url path':<34} {'req/s':>8} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'/healthz':>9} {'gw/direct':>9} {'non-2xx':>8} {'CPU us':>7} "
-        f"{'other':>6} {'commits/s':>9}"
+        f"{'p99 ms':>8} {'/healthz':>9} {'gw/direct':>9} {'srv us':>7} {'x ref':>6} "
+        f"{'non-2xx':>8} {'CPU us':>7} {'other':>6} {'commits/s':>9}"
     )
     lines = [header, "-" * len(header)]
+    reference_us = reference_cpu_us(rows)
     for row in rows:
         healthz_ratio = f"{row.ratio:.2f}" if row.path == DIRECT and row.ratio else ""
         gateway_ratio = f"{row.ratio:.2f}" if row.path == GATEWAY and row.ratio else ""
+        to_reference = cpu_ratio(row, reference_us)
         result = row.result
         lines.append(
             f"{row.endpoint:<20} {row.path:<8} {row.url_path:<34} {result.rate:8.0f} "
             f"{ms(result.p50_us):>8} {ms(result.p99_us):>8} {healthz_ratio:>9} "
-            f"{gateway_ratio:>9} {result.failures:>8} {sum(row.cpu_us.values()):7.0f} "
+            f"{gateway_ratio:>9} {row.server_cpu_us:7.0f} "
+            f"{'' if to_reference is None else f'{to_reference:.2f}':>6} "
+            f"{result.failures:>8} {sum(row.cpu_us.values()):7.0f} "
             f"{cores(row.other_cores):>6} {commits(row.commits_per_s):>9}"
             f"{' *' if row.disturbance else ''}"
         )
@@ -167,6 +202,7 @@ def targets(
         if direct and direct.ratio is not None:
             name = f"{endpoint.name} direct / {endpoint.healthz_of} throughput"
             found.append(Target(name, direct.ratio, limit, True))
+    found += cpu_targets(rows)
     for name in GATEWAY_TARGET_ENDPOINTS:
         through = row(name, GATEWAY)
         if through and through.ratio is not None:
@@ -190,6 +226,20 @@ def targets(
     return found
 
 
+def cpu_targets(rows: Sequence[Row]) -> list[Target]:
+    """Each service endpoint's CPU per request against the reference app's (same run)."""
+    reference_us = reference_cpu_us(rows)
+    found = []
+    for row in rows:
+        ratio = cpu_ratio(row, reference_us)
+        if ratio is None or row.endpoint in NO_CPU_TARGET:
+            continue
+        limit = HEALTHZ_CPU_FACTOR if row.endpoint in HEALTHZ_ROWS else PARTNER_CPU_FACTOR
+        found.append(Target(f"{row.endpoint} CPU per request / reference app", ratio,
+                            limit, False, "x"))  # fmt: skip
+    return found
+
+
 def _result(result: WrkResult) -> dict[str, Any]:
     return {**asdict(result), "requests_per_second": round(result.rate, 1)}
 
@@ -203,8 +253,10 @@ def to_json(
     checked: Sequence[Target],
 ) -> dict[str, Any]:
     """Everything the run measured, as one JSON document."""
+    reference_us = reference_cpu_us(rows)
     return {
         **meta,
+        "reference_app_cpu_us_per_request": round(reference_us, 1) if reference_us else None,
         "throughput": [
             {
                 "endpoint": r.endpoint,
@@ -228,6 +280,9 @@ def to_json(
                 "other_programs_cpu_cores": r.other_cores,
                 "disturbance": r.disturbance,
                 "cpu_us_per_request": {k: round(v, 1) for k, v in r.cpu_us.items()},
+                "server": r.server,
+                "server_cpu_us_per_request": round(r.server_cpu_us, 1),
+                "cpu_ratio_to_reference": _rounded(cpu_ratio(r, reference_us)),
                 "wrk": _result(r.result),
             }
             for r in rows
@@ -262,6 +317,10 @@ def to_json(
         "memory": [asdict(m) for m in memory],
         "targets": [{**asdict(t), "passed": t.passed} for t in checked],
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from .endpoints import (
     RequestFactory,
     single_use_count,
 )
-from .platform import Platform
+from .platform import REFERENCE, Platform
 
 T = TypeVar("T")
 PILOT_SECONDS = 2.0
@@ -53,6 +53,12 @@ class Row:
     disturbance: str = ""  # why even the best of its runs is doubtful; "" when clean
     # Durable (write) transactions PostgreSQL committed per second during the run.
     commits_per_s: float | None = None
+    server: str = ""  # the component that answered: the service, the gateway, or reference
+
+    @property
+    def server_cpu_us(self) -> float:
+        """CPU microseconds per request of the answering server's processes alone."""
+        return self.cpu_us.get(self.server, 0.0)
 
 
 @dataclass
@@ -91,6 +97,9 @@ class Bench:
     warmup_seconds: float
     log: bool = True
     retries: int = 2
+    # Direct rows' /healthz throughput, measured right before and after each (see flat_out);
+    # off in the CPU-only mode, where only CPU per request is compared.
+    healthz_references: bool = True
     rows: list[Row] = field(default_factory=list)
     last_cpu_us: dict[str, float] = field(default_factory=dict)
     last_balance: dict[str, float] = field(default_factory=dict)
@@ -130,7 +139,7 @@ class Bench:
             for name, seconds in used.items()
         }
         self.last_balance = {}
-        for service in ("ussd", "sabong"):
+        for service in ("ussd", "sabong", REFERENCE):
             workers = components.get(service, [])
             share = cpu.busiest_share(before, after, workers)
             if share is not None and len(workers) > 2:  # a leader and at least 2 workers
@@ -180,7 +189,8 @@ class Bench:
         url, host = self.platform.url(target), self.platform.host_header(target)
         rate = self.expected_rate(endpoint)
         self._warm_up(endpoint, url, host, rate)
-        reference = BY_NAME.get(endpoint.healthz_of or "") if path == DIRECT else None
+        wanted = path == DIRECT and self.healthz_references
+        reference = BY_NAME.get(endpoint.healthz_of or "") if wanted else None
         references = [self._reference_rate(reference)] if reference else []
         best = self._undisturbed(lambda: self._flat_out_once(endpoint, path, url, host, rate))
         best.disturbance = self.chosen_disturbance
@@ -234,6 +244,7 @@ class Bench:
             other_cores=other,
             cpu_us=self.last_cpu_us,
             commits_per_s=self.last_commits_per_s,
+            server=self.target(endpoint, path),
         )
 
     def _ratio(self, endpoint: Endpoint, path: str, row: Row) -> float | None:

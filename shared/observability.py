@@ -52,10 +52,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import sys
 import time
-import uuid
 from bisect import bisect_left
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -129,6 +129,22 @@ UPSTREAM_ERRORS = Counter(
 )
 
 
+class _Process:
+    """This process's id, kept current across forks (os.getpid is a system call)."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.pid = os.getpid()
+
+
+_process = _Process()
+os.register_at_fork(after_in_child=_Process.refresh)
+# The same text json.dumps(entry, default=str, ensure_ascii=False) gives, one call less.
+_dump_line = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+
 # iso_timestamp runs for every access-log line (the gateway's hot path): the date and
 # time are formatted once per second, the milliseconds looked up. Entry 1000 repeats .999
 # for a fraction that float rounding turns into 1000 ms.
@@ -148,10 +164,14 @@ def iso_timestamp(epoch: float) -> str:
 
 
 def new_request_id(incoming: str | None) -> str:
-    """The caller's request id when it is sane, else a fresh random one."""
+    """The caller's request id when it is sane, else a fresh random one (32 hex digits).
+
+    A correlation id, not a secret: Python's PRNG (seeded from the OS, reseeded in every
+    forked worker) is enough and saves the system call uuid4 makes on every request.
+    """
     if incoming and _SANE_REQUEST_ID.match(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return "%032x" % random.getrandbits(128)  # noqa: UP031 (the fastest spelling)
 
 
 class JsonFormatter(logging.Formatter):
@@ -180,6 +200,21 @@ class JsonFormatter(logging.Formatter):
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
         return json.dumps(entry, default=str, ensure_ascii=False)
 
+    def access_line(self, logger: str, request_id: str, fields: dict[str, Any]) -> str:
+        """What `format` writes for an access-log record of `logger` with `fields` as extras,
+        made without a LogRecord (the message is the constant "request")."""
+        entry: dict[str, Any] = {
+            "ts": iso_timestamp(time.time()),
+            "level": "info",
+            "service": self.service,
+            "request_id": request_id,
+            "pid": _process.pid,
+            "logger": logger,
+            "msg": "request",
+            **fields,
+        }
+        return _dump_line(entry)
+
 
 def mask_urls(message: str) -> str:
     """`message` with login tokens in URL paths and whole query strings masked."""
@@ -190,10 +225,16 @@ def mask_urls(message: str) -> str:
     return message
 
 
+# The handler configure_logging installed: access lines go straight to it (see AccessLog).
+_json_handler: logging.StreamHandler[Any] | None = None
+
+
 def configure_logging(service: str, level: str | None = None) -> None:
     """Send every log record to stderr as JSON lines tagged with `service`."""
+    global _json_handler
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    _json_handler = handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO").upper())
@@ -210,21 +251,93 @@ def render_metrics() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-def record_request(service: str, route: str, method: str, status: int, seconds: float) -> None:
-    """Count one answered request, time it, and write its access-log line."""
-    HTTP_REQUESTS.labels(service, route, method, str(status)).inc()
-    HTTP_LATENCY.labels(service, route).observe(seconds)
-    logging.getLogger(f"{service}.access").info(
-        "request",
-        extra={
-            # Taken now, not when the line is formatted (a buffering handler may be later).
-            "request_id": request_id_var.get(),
+# The metric children of each (service, route, method, status), bound once: labels() takes
+# a lock and builds a key on every call. Bounded like the label sets themselves.
+_bound_metrics: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def _metrics_of(service: str, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    key = (service, route, method, status)
+    found = _bound_metrics.get(key)
+    if found is None:
+        found = (
+            HTTP_REQUESTS.labels(service, route, method, str(status)),
+            HTTP_LATENCY.labels(service, route),
+        )
+        _bound_metrics[key] = found
+    return found
+
+
+class AccessLog:
+    """One service's access log: `{service}.access` lines, each as JsonFormatter writes it.
+
+    When the only handler is the one configure_logging installed (as in production), a
+    line is formatted and written directly: a LogRecord, the handler chain and
+    formatting by attribute scan cost more than the rest of the request's bookkeeping.
+    Any other set-up (a test's log capture, another handler, a filter) gets a real
+    record through `logging`, with the same fields.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.logger = logging.getLogger(f"{service}.access")
+
+    def write(self, request_id: str, route: str, method: str, status: int, seconds: float) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return  # nothing is formatted for a line nobody writes
+        # Taken now, not when the line is formatted (a buffering handler may be later).
+        fields = {
+            "request_id": request_id,
             "route": route,
             "method": method,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
-        },
-    )
+        }
+        handler = self._direct_handler()
+        if handler is None:
+            logger.info("request", extra=fields)
+            return
+        formatter = handler.formatter
+        assert isinstance(formatter, JsonFormatter)  # checked by _direct_handler
+        line = formatter.access_line(logger.name, request_id, fields) + handler.terminator
+        with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                handler.stream.write(line)
+                handler.stream.flush()
+            except (OSError, ValueError):
+                pass  # as logging does: a log line never fails the request
+
+    def _direct_handler(self) -> logging.StreamHandler[Any] | None:
+        """The JSON stderr handler, if a record would reach it and nothing else."""
+        handler, logger, root = _json_handler, self.logger, logging.root
+        if (
+            handler is None
+            or root.handlers != [handler]
+            or logger.parent is not root
+            or logger.handlers
+            or logger.filters
+            or root.filters
+            or handler.filters
+            or handler.level > logging.INFO
+            or not logger.propagate
+            or not isinstance(handler.formatter, JsonFormatter)
+        ):
+            return None
+        return handler
+
+
+_access_logs: dict[str, AccessLog] = {}
+
+
+def record_request(service: str, route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request, time it, and write its access-log line."""
+    requests, latency = _metrics_of(service, route, method, status)
+    requests.inc()
+    latency.observe(seconds)
+    access = _access_logs.get(service)
+    if access is None:
+        access = _access_logs.setdefault(service, AccessLog(service))
+    access.write(request_id_var.get(), route, method, status, seconds)
 
 
 def init_flask(app: Flask, service: str, metrics_allow: tuple[Network, ...] | None = None) -> None:
@@ -234,27 +347,33 @@ def init_flask(app: Flask, service: str, metrics_allow: tuple[Network, ...] | No
     ranges, as at the gateway); anyone else gets the service's ordinary 404.
     """
     from flask import Response as FlaskResponse
-    from flask import abort, g, request
+    from flask import abort, request
 
     allowed = (
         parse_networks(METRICS_ALLOW_SETTING, DEFAULT_METRICS_ALLOW)
         if metrics_allow is None
         else metrics_allow
     )
+    started_key = "observability.started"
 
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
-        request_id_var.set(new_request_id(request.headers.get(REQUEST_ID_HEADER)))
+        environ = request.environ
+        environ[started_key] = time.perf_counter()
+        request_id_var.set(new_request_id(environ.get("HTTP_X_REQUEST_ID")))
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers[REQUEST_ID_HEADER] = request_id_var.get()
+        # One context look-up instead of one per attribute.
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        request_id = request_id_var.get()
+        response.headers[REQUEST_ID_HEADER] = request_id
         # The route pattern, never the path: paths such as /login/<token> carry secrets.
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        started = g.get("started", time.perf_counter())
+        rule = current.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        started = current.environ.get(started_key) or time.perf_counter()
         seconds = time.perf_counter() - started
-        record_request(service, route, request.method, response.status_code, seconds)
+        record_request(service, route, current.method, response.status_code, seconds)
         return response
 
     @app.teardown_request

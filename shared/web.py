@@ -11,11 +11,41 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.wrappers import Request
 
 from .exceptions import BadRequest
 from .responses import to_json
 
 JSON_MIMETYPE = "application/json"
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, minus the signer it builds for every request: a
+    request without any cookie (every partner API call) has an empty session."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and "HTTP_COOKIE" not in request.environ:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+class ServiceFlask(Flask):
+    """Flask as both services use it: what Flask re-checks on every request is done once."""
+
+    session_interface = CookieSessions()
+
+    def __init__(self, import_name: str) -> None:
+        super().__init__(import_name)
+        self._synchronous: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask asks for every hook and view, on every request, whether it is `async`
+        (an inspect call each): the answer never changes, so it is remembered."""
+        found = self._synchronous.get(func)
+        if found is None:
+            found = self._synchronous[func] = super().ensure_sync(func)
+        return found
 
 
 def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:

@@ -15,7 +15,7 @@ from shared.exceptions import ConfigError
 from shared.netaccess import metrics_allow
 from shared.redis import connect
 from shared.signing import SIGNATURE_WINDOW_SECONDS
-from shared.web import origin_of, without_url_redirects
+from shared.web import ServiceFlask, origin_of, without_url_redirects
 
 from .blueprints import health, login, session, tokens, wallet
 from .errors import register_error_handlers
@@ -39,7 +39,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     settings = load_settings(config)
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set (make run starts a Redis and sets it)")
-    app = Flask(__name__)
+    app = ServiceFlask(__name__)
     without_url_redirects(app)
     app.config.update(
         SECRET_KEY=settings.secret("SABONG_SESSION_SECRET"),

@@ -10,7 +10,7 @@ from shared import observability
 from shared.config import load_settings
 from shared.exceptions import ConfigError
 from shared.netaccess import metrics_allow
-from shared.web import without_url_redirects
+from shared.web import ServiceFlask, without_url_redirects
 
 from . import errors
 from .context import EXTENSION, build_context, positive_setting
@@ -23,7 +23,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """The USSD Flask app; `config` overrides settings from the environment and `.env`."""
     settings = load_settings(config)
-    app = Flask(__name__)
+    app = ServiceFlask(__name__)
     without_url_redirects(app)
     # Bodies over the limit are refused (413) before they are read into memory.
     app.config["MAX_CONTENT_LENGTH"] = positive_setting(

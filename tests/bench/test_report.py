@@ -69,3 +69,35 @@ def test_json_document_is_serialisable(tmp_path: Path) -> None:
     assert first["requests_per_second"] == 3000.0
     assert first["ratio_to_healthz"] == 0.75 and first["ratio_gateway_to_direct"] is None
     assert loaded["throughput"][2]["ratio_gateway_to_direct"] == 0.7
+
+
+def test_cpu_ratios_use_the_mean_reference_and_their_own_limits() -> None:
+    """Servers' own CPU per request against the reference app's, first and last run."""
+
+    def row(name: str, server: str, server_us: float, path: str = "direct") -> Row:
+        cpu = {server: server_us, "redis": 50.0, "bench+wrk": 30.0}
+        return Row(name, path, "/", result(1000), 1, 0.0, cpu_us=cpu, server=server)
+
+    measured = [
+        row("reference (flask)", "reference", 200.0),
+        row("healthz (ussd)", "ussd", 215.0),  # 1.075x: within 1.1
+        row("healthz (sabong)", "sabong", 240.0),  # 1.2x: over
+        row("generate-auth-token", "sabong", 290.0),  # 1.45x: within 1.5
+        row("generate-auth-token", "gateway", 900.0, path="gateway"),  # no CPU target
+        row("generate-service-id", "ussd", 320.0),  # 1.6x: over
+        row("login", "ussd", 9000.0),  # no CPU target: the password hash
+        row("reference (flask)", "reference", 200.0),
+    ]
+    assert report.reference_cpu_us(measured) == 200.0
+    checked = {t.name: t for t in report.targets(measured, [], [], [])}
+    assert checked["healthz (ussd) CPU per request / reference app"].passed
+    assert not checked["healthz (sabong) CPU per request / reference app"].passed
+    assert checked["generate-auth-token CPU per request / reference app"].passed
+    assert not checked["generate-service-id CPU per request / reference app"].passed
+    assert not any(name.startswith(("login ", "reference")) for name in checked)
+    table = report.throughput_table(measured).splitlines()
+    assert "x ref" in table[0] and "1.60" in table[7]
+    document = report.to_json({}, measured, [], [], [], [])
+    assert document["reference_app_cpu_us_per_request"] == 200.0
+    assert document["throughput"][5]["cpu_ratio_to_reference"] == 1.6
+    assert document["throughput"][4]["cpu_ratio_to_reference"] is None

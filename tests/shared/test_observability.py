@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
+import threading
 
 import pytest
 from flask import Flask
@@ -136,3 +138,52 @@ def test_exceptions_are_logged_by_type_only() -> None:
 def test_iso_timestamp(epoch: float, expected: str) -> None:
     assert observability.iso_timestamp(epoch) == expected
     assert observability.iso_timestamp(epoch) == expected  # the cached second too
+
+
+def test_access_line_written_directly_is_what_the_formatter_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The production fast path (no LogRecord) writes the very line `logging` would."""
+    direct, via_logging = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", direct)
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        observability.configure_logging("fast")
+        token = observability.request_id_var.set("req-fast")
+        assert observability.AccessLog("fast")._direct_handler() is not None
+        observability.AccessLog("fast").write("req-fast", "/r/<x>", "POST", 201, 0.0123456)
+        # Any second handler (here a capture like pytest's) means the ordinary path.
+        capture = logging.StreamHandler(via_logging)
+        capture.setFormatter(observability.JsonFormatter("fast"))
+        root.addHandler(capture)
+        assert observability.AccessLog("fast")._direct_handler() is None
+        observability.AccessLog("fast").write("req-fast", "/r/<x>", "POST", 201, 0.0123456)
+        observability.request_id_var.reset(token)
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    first, second = direct.getvalue().splitlines()[0], via_logging.getvalue().splitlines()[0]
+    without_time = [
+        {k: v for k, v in json.loads(line).items() if k != "ts"} for line in (first, second)
+    ]
+    assert without_time[0] == without_time[1]
+    assert list(json.loads(first)) == list(json.loads(second))  # same keys, same order
+    assert without_time[0]["request_id"] == "req-fast" and without_time[0]["status"] == 201
+
+
+def test_requests_counted_by_any_thread_all_reach_the_metrics() -> None:
+    """No count is lost when many threads record at once (no lock on that path)."""
+    service, per_thread, threads = "threaded-unit", 500, 8
+
+    def record() -> None:
+        for _ in range(per_thread):
+            observability.record_request(service, "/t", "GET", 200, 0.002)
+
+    workers = [threading.Thread(target=record) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    key = ("http_requests_total", '{"method": "GET", "service": "threaded-unit", "status": "200"}')
+    assert _samples_of(service, "/t")[key] == per_thread * threads
