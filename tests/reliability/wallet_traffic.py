@@ -111,8 +111,12 @@ def balance_read(client_ids: list[str]) -> Operation:
     """GET get-balance, signed over the sorted query."""
 
     def operation(client: Client, partner: Partner, state: WorkerState) -> Result:
-        client_id = client_ids[next(_SEQUENCE) % len(client_ids)]
-        query = f"clientId={client_id}"
+        n = next(_SEQUENCE)
+        client_id = client_ids[n % len(client_ids)]
+        # Two identical reads in one second would sign identically, and the second would
+        # be refused as a replay: an extra (signed, ignored) parameter makes each unique,
+        # as the SDK does by stamping the later one a second on.
+        query = f"clientId={client_id}&n={partner.run_id}{n}"
         headers = signed_headers(partner.sabong_secret, "GET", BALANCE, query.encode())
         answer = client.send("GET", f"{BALANCE}?{query}", None, headers)
         return Result("get-balance", answer, answer.status == 200)
