@@ -179,7 +179,9 @@ class Platform:
     def pids_by_component(self) -> dict[str, list[int]]:
         """Every live process the platform started, by component (redis, ussd, ...)."""
         return {
-            child.name: group_members(child.process.pid) if child.process is not None else []
+            child.name: processes_of(child.name, child.process.pid)
+            if child.process is not None
+            else []
             for child in self.children
         }
 
@@ -199,6 +201,19 @@ class Platform:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def processes_of(component: str, leader: int) -> list[int]:
+    """The processes of a component: its process group, or for PostgreSQL the postmaster
+    and its children (each backend calls setsid, so it leaves the postmaster's group)."""
+    if component != "postgres":
+        return group_members(leader)
+    children = [
+        int(pid)
+        for task in Path(f"/proc/{leader}/task").glob("*/children")
+        for pid in task.read_text().split()
+    ]
+    return [leader, *children]
 
 
 def wait_quiet(max_load: float, max_wait_s: float, poll_s: float = 15.0) -> float:
