@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from devtools.postgres import EmbeddedPostgres
+from devtools.postgres import EmbeddedPostgres, child_pids
 from scripts import migrate, serve
 from scripts.children import Child, group_members
 from scripts.run import StopFlag, start_all, stop_all, stop_stage
@@ -208,12 +208,7 @@ def processes_of(component: str, leader: int) -> list[int]:
     and its children (each backend calls setsid, so it leaves the postmaster's group)."""
     if component != "postgres":
         return group_members(leader)
-    children = [
-        int(pid)
-        for task in Path(f"/proc/{leader}/task").glob("*/children")
-        for pid in task.read_text().split()
-    ]
-    return [leader, *children]
+    return [leader, *child_pids(leader)]
 
 
 def wait_quiet(max_load: float, max_wait_s: float, poll_s: float = 15.0) -> float:

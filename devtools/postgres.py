@@ -141,7 +141,7 @@ class EmbeddedPostgres:
         if self.process is None or self.process.poll() is not None:
             self.process = None
             return
-        backends = _children(self.process.pid) if kill else []
+        backends = child_pids(self.process.pid) if kill else []
         self.process.send_signal(signal.SIGKILL if kill else signal.SIGINT)
         try:
             self.process.wait(timeout)
@@ -182,7 +182,7 @@ def _hand_over(data_dir: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     """The pids of a process's children (Linux /proc)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):

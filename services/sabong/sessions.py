@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import redis as redis_py
 
-from shared.redis import translate_errors
+from shared.redis import StoreScript, translate_errors
 
-from .store import PREFIX, StoreScript
+from .store import PREFIX
 
 SECRET_BYTES = 32
 MAX_CLIENT_ID_CHARS = 255

@@ -30,14 +30,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-from collections.abc import Sequence
-from typing import Any
 
 import redis as redis_py
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import RedisClusterException
 
 from shared.exceptions import SignatureRejected
-from shared.redis import is_cluster, translate_errors
+from shared.redis import StoreScript, is_cluster, translate_errors
 
 PREFIX = "sabong:"
 
@@ -80,26 +78,6 @@ local value = redis.call('GET', KEYS[1])
 if value then redis.call('DEL', KEYS[1]) end
 return value
 """
-
-
-class StoreScript:
-    """A Lua script run with EVALSHA; on NOSCRIPT, EVAL (which caches it on that server).
-
-    redis-py's own `register_script` answers NOSCRIPT with SCRIPT LOAD on every master of
-    a cluster, which fails while any master is down, even one this script never touches;
-    EVAL goes only to the master owning the keys (a promoted replica, a restarted node).
-    """
-
-    def __init__(self, client: redis_py.Redis, source: str) -> None:
-        self.client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-    def __call__(self, keys: Sequence[str], args: Sequence[str | int] = ()) -> Any:
-        try:
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return self.client.eval(self.source, len(keys), *keys, *args)
 
 
 class SabongStore:

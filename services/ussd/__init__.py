@@ -9,12 +9,12 @@ from flask import Flask
 from shared import observability
 from shared.config import load_settings
 from shared.exceptions import ConfigError
-from shared.netaccess import metrics_allow
+from shared.netaccess import Network, metrics_allow, parse_networks
 from shared.web import ServiceFlask, without_url_redirects
 
 from . import errors
 from .context import EXTENSION, build_context, positive_setting
-from .proxies import DEFAULT_TRUSTED_PROXIES, Network, TrustedProxyFix, parse_networks
+from .proxies import DEFAULT_TRUSTED_PROXIES, TrustedProxyFix
 from .routes import auth, clients, health
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024

@@ -8,26 +8,11 @@ from typing import Any
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared.exceptions import ConfigError
+from shared.netaccess import Network
 
 # The gateway reaches the services over loopback (`make run`) or a private network
 # (docker-compose); a public peer is never a proxy of ours.
 DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(name: str, raw: str) -> tuple[Network, ...]:
-    """`10.0.0.0/8,::1` (a bare address is a /32 or /128) into networks."""
-    networks = []
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ConfigError(f"{name}: {item!r} is not an address or CIDR range") from None
-    return tuple(networks)
 
 
 class TrustedProxyFix:
