@@ -175,8 +175,15 @@ def _hand_over(data_dir: Path) -> None:
     account = pwd.getpwnam(UNPRIVILEGED_USER)
     for path in [data_dir, *data_dir.rglob("*")]:
         os.lchown(path, account.pw_uid, account.pw_gid)
-    # Every parent must be traversable (o+x) for that account; nothing becomes readable.
-    for parent in data_dir.parents:
+    _traversable(data_dir)
+    # The binaries too: a checkout (and its .venv) may sit in a directory only root enters.
+    _traversable(postgres_bin_dir().parent)
+
+
+def _traversable(path: Path) -> None:
+    """Let the server's account pass through every parent of `path` (o+x only: nothing
+    becomes listable or readable that was not)."""
+    for parent in path.parents:
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
             parent.chmod(mode | stat.S_IXOTH)
