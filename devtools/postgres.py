@@ -14,8 +14,10 @@ import signal
 import stat
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
 
@@ -38,6 +40,30 @@ def postgres_bin_dir() -> Path:
     if not found:
         raise ConfigError("no PostgreSQL: install the project with its dev extra (pgserver)")
     return Path(found).parent
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user and group to run the server as."""
+
+    uid: int
+    gid: int
+
+    @classmethod
+    def unprivileged(cls) -> Account:
+        entry = pwd.getpwnam(UNPRIVILEGED_USER)
+        return cls(entry.pw_uid, entry.pw_gid)
+
+    @staticmethod
+    def popen_arguments(account: Account | None) -> dict[str, Any]:
+        """Popen's user/group/extra_groups for `account` (nothing for ourselves).
+
+        The group matters as much as the user: a process that kept root's group would be
+        judged by a directory's group bits (often ---) instead of its "other" bits.
+        """
+        if account is None:
+            return {}
+        return {"user": account.uid, "group": account.gid, "extra_groups": []}
 
 
 class EmbeddedPostgres:
@@ -97,17 +123,17 @@ class EmbeddedPostgres:
             [*initdb, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
             check=False,
             capture_output=True,
-            user=self.run_as,
             cwd=self.data_dir,  # the caller's directory may be closed to the server's account
+            **Account.popen_arguments(self.run_as),
         )
         if done.returncode != 0:
             output = (done.stderr or done.stdout).decode("utf-8", "replace").strip()
             raise ConfigError(f"initdb failed in {self.pgdata}: {output[-500:]}")
 
     @property
-    def run_as(self) -> str | None:
+    def run_as(self) -> Account | None:
         """The account the server runs as: ourselves, or an unprivileged one when we are root."""
-        return UNPRIVILEGED_USER if os.geteuid() == 0 else None
+        return Account.unprivileged() if os.geteuid() == 0 else None
 
     def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
         """Launch the server (initialising it first if needed) and wait until it answers."""
@@ -117,8 +143,8 @@ class EmbeddedPostgres:
                 self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                user=self.run_as,
                 cwd=self.data_dir,
+                **Account.popen_arguments(self.run_as),
             )
         self.wait_ready(timeout)
         return self
@@ -172,9 +198,9 @@ def _hand_over(data_dir: Path) -> None:
     """As root: give the data directory to the server's account and let it reach it."""
     if os.geteuid() != 0:
         return
-    account = pwd.getpwnam(UNPRIVILEGED_USER)
+    account = Account.unprivileged()
     for path in [data_dir, *data_dir.rglob("*")]:
-        os.lchown(path, account.pw_uid, account.pw_gid)
+        os.lchown(path, account.uid, account.gid)
     _traversable(data_dir)
     # The binaries too: a checkout (and its .venv) may sit in a directory only root enters.
     _traversable(postgres_bin_dir().parent)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from devtools.postgres import EmbeddedPostgres
+from devtools.postgres import Account, EmbeddedPostgres
 from shared.config import PROJECT_ROOT
 from shared.embedded import EmbeddedRedis
 from shared.redis import connect, ping
@@ -45,7 +45,7 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     stopping: bool = False
     # The account to run as (PostgreSQL refuses root), and the signal for a clean stop.
-    user: str | None = None
+    account: Account | None = None
     stop_signal: int = signal.SIGTERM
     cwd: Path | None = None
     _log_offset: int = field(default=0, repr=False)
@@ -66,7 +66,7 @@ class Child:
         postgres.initialise()
         return cls(
             "postgres", postgres.command(), env, postgres.log_path, postgres.url,
-            user=postgres.run_as, stop_signal=signal.SIGINT, cwd=postgres.data_dir,
+            account=postgres.run_as, stop_signal=signal.SIGINT, cwd=postgres.data_dir,
         )  # fmt: skip
 
     @classmethod
@@ -91,7 +91,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_exit_with_parent(os.getpid()),
-                user=self.user,
+                **Account.popen_arguments(self.account),
             )
 
     def ready(self) -> bool:
