@@ -32,8 +32,11 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database at `database_url` to `revision` (idempotent)."""
-    command.upgrade(alembic_config(database_url), revision)
+    """Bring the database at `database_url` to `revision` (idempotent); ConfigError if not."""
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    except Exception as exc:  # Alembic and the driver raise many types; each means "not done"
+        raise ConfigError(f"database migrations failed: {type(exc).__name__}: {exc}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

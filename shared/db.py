@@ -8,14 +8,12 @@ any exception.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import select
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -23,9 +21,6 @@ import psycopg_pool
 
 from .config import Settings
 from .exceptions import ConfigError, StoreUnavailable
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 URL_SCHEMES = ("postgresql", "postgres")
 # The pool logs every failed connection attempt as a warning: one line per request while
@@ -148,16 +143,3 @@ class Database:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
         self._pool = None
-
-
-def translate_db_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Decorator: database connection failures and timeouts become StoreUnavailable."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
-            raise StoreUnavailable("Database unavailable") from exc
-
-    return wrapper

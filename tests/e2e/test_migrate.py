@@ -49,3 +49,10 @@ def test_migrate_needs_no_service_secrets_and_names_a_missing_database_url() -> 
     result = migrate("")
     assert result.returncode == 1
     assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_migrate_against_an_unreachable_database_is_a_message_not_a_traceback() -> None:
+    result = migrate("postgresql://nobody@127.0.0.1:1/none")
+    assert result.returncode == 1
+    assert "database migrations failed" in result.stderr
+    assert "Traceback" not in result.stderr
