@@ -21,7 +21,7 @@ from services.sabong.issuance import issue, new_login_token, unusable_password_h
 from services.sabong.store import SabongStore
 from services.sabong.users import Issuance, SabongUsers
 from services.ussd import accounts
-from services.ussd.context import build_context
+from services.ussd.runtime import build_runtime
 from shared.config import Settings
 from shared.db import database_from_settings
 from shared.redis import connect
@@ -74,7 +74,7 @@ def post_json(url: str, body: dict[str, Any], headers: dict[str, str] | None = N
 
 def create_k2_partner(settings: Settings, ussd_url: str) -> K2Credentials:
     """Create the K2 account (as the admin CLI does), log in, mint one Service ID."""
-    ctx = build_context(settings)
+    ctx = build_runtime(settings)
     accounts.create_client(ctx, K2_USERNAME, K2_PASSWORD)
     login = post_json(
         f"{ussd_url}/api/auth/login", {"username": K2_USERNAME, "password": K2_PASSWORD}

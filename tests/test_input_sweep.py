@@ -24,7 +24,7 @@ from services.sabong import create_app as create_sabong
 from services.sabong.accounts import SESSION_ID
 from services.ussd import accounts as ussd_accounts
 from services.ussd import create_app as create_ussd
-from services.ussd.context import EXTENSION as USSD_EXTENSION
+from services.ussd.runtime import EXTENSION as USSD_EXTENSION
 from shared import signing
 from tests.sabong.conftest import SECRET, base_settings
 from tests.ussd.conftest import ussd_config

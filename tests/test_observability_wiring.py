@@ -24,7 +24,7 @@ from scripts.gunicorn_hooks import JsonLogger, service_name
 from services.sabong import create_app as create_sabong
 from services.ussd import accounts
 from services.ussd import create_app as create_ussd
-from services.ussd.context import EXTENSION
+from services.ussd.runtime import EXTENSION
 from shared import observability, signing
 
 PASSWORD = "correct horse battery staple"

@@ -13,9 +13,9 @@ from shared.netaccess import Network, metrics_allow, parse_networks
 from shared.web import ServiceFlask, without_url_redirects
 
 from . import errors
-from .context import EXTENSION, build_context, positive_setting
+from .blueprints import auth, clients, health
 from .proxies import DEFAULT_TRUSTED_PROXIES, TrustedProxyFix
-from .routes import auth, clients, health
+from .runtime import EXTENSION, build_runtime, positive_setting
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
@@ -29,7 +29,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = positive_setting(
         settings, "USSD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES
     )
-    app.extensions[EXTENSION] = build_context(settings)
+    app.extensions[EXTENSION] = build_runtime(settings)
     _trust_proxies(
         app,
         settings.get_int("USSD_TRUSTED_PROXY_COUNT", 1),

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .account_store import iso_utc
-from .context import UssdContext
 from .exceptions import ClientNotFound, InvalidAccountField, UsernameTaken
-from .inputs import MAX_PASSWORD_CHARS, bounded_text
 from .passwords import hash_password
+from .runtime import Runtime
+from .validation import MAX_PASSWORD_CHARS, bounded_text
 
 USERNAME = re.compile(r"[\w.@+-]{1,100}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}")
@@ -53,7 +53,7 @@ def public_user(record: Mapping[str, str]) -> dict[str, Any]:
 
 
 def create_client(
-    ctx: UssdContext,
+    ctx: Runtime,
     username: str,
     password: str,
     email: str = "",
@@ -86,7 +86,7 @@ def create_client(
     raise InvalidAccountField("could not allocate a unique client id; try again")
 
 
-def set_active(ctx: UssdContext, username: str, active: bool) -> dict[str, Any]:
+def set_active(ctx: Runtime, username: str, active: bool) -> dict[str, Any]:
     """Enable or disable a client. Disabling kills its login JWTs and Service IDs at once."""
     record = ctx.accounts.set_active(username, active, ctx.store.replace_client_cache)
     if record is None:
@@ -94,7 +94,7 @@ def set_active(ctx: UssdContext, username: str, active: bool) -> dict[str, Any]:
     return public_user(record)
 
 
-def reset_password(ctx: UssdContext, username: str, password: str) -> dict[str, Any]:
+def reset_password(ctx: Runtime, username: str, password: str) -> dict[str, Any]:
     """Set a new password; every login JWT and Service ID issued before stops working."""
     _check_password(password)
     password_hash = hash_password(password, ctx.scrypt)
@@ -104,7 +104,7 @@ def reset_password(ctx: UssdContext, username: str, password: str) -> dict[str, 
     return public_user(record)
 
 
-def list_clients(ctx: UssdContext) -> list[dict[str, Any]]:
+def list_clients(ctx: Runtime) -> list[dict[str, Any]]:
     """Every client, oldest first."""
     return [public_user(record) for record in ctx.accounts.all_clients()]
 

@@ -20,9 +20,9 @@ from shared.config import Settings, load_settings, with_embedded_stores
 from shared.exceptions import PlatformError, StoreUnavailable
 
 from . import accounts, legacy_import
-from .context import UssdContext, build_context
+from .runtime import Runtime, build_runtime
 
-Command = Callable[[UssdContext, argparse.Namespace], Any]
+Command = Callable[[Runtime, argparse.Namespace], Any]
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     ctx = None
     try:
         # Unset URLs mean the stores `make run` started (see with_embedded_stores).
-        ctx = build_context(with_embedded_stores(settings or load_settings()))
+        ctx = build_runtime(with_embedded_stores(settings or load_settings()))
         result = args.command(ctx, args)
     except StoreUnavailable as exc:
         print(f"error: {unreachable(exc)}", file=sys.stderr)
@@ -59,29 +59,29 @@ def unreachable(exc: StoreUnavailable) -> str:
     return "Redis at REDIS_URL is unreachable; is `make run` up? Nothing was changed."
 
 
-def _create(ctx: UssdContext, args: argparse.Namespace) -> Any:
+def _create(ctx: Runtime, args: argparse.Namespace) -> Any:
     return accounts.create_client(
         ctx, args.username, _password(args), args.email, args.msisdn, args.role
     )
 
 
-def _disable(ctx: UssdContext, args: argparse.Namespace) -> Any:
+def _disable(ctx: Runtime, args: argparse.Namespace) -> Any:
     return accounts.set_active(ctx, args.username, active=False)
 
 
-def _enable(ctx: UssdContext, args: argparse.Namespace) -> Any:
+def _enable(ctx: Runtime, args: argparse.Namespace) -> Any:
     return accounts.set_active(ctx, args.username, active=True)
 
 
-def _reset(ctx: UssdContext, args: argparse.Namespace) -> Any:
+def _reset(ctx: Runtime, args: argparse.Namespace) -> Any:
     return accounts.reset_password(ctx, args.username, _password(args))
 
 
-def _list(ctx: UssdContext, args: argparse.Namespace) -> Any:
+def _list(ctx: Runtime, args: argparse.Namespace) -> Any:
     return accounts.list_clients(ctx)
 
 
-def _import(ctx: UssdContext, args: argparse.Namespace) -> Any:
+def _import(ctx: Runtime, args: argparse.Namespace) -> Any:
     return legacy_import.import_from_redis(
         ctx.store.redis, ctx.database, delete_legacy=args.delete_legacy
     )

@@ -32,7 +32,7 @@ from typing import TypeVar
 
 from shared.exceptions import PlatformError, StoreUnavailable
 
-from .context import UssdContext
+from .runtime import Runtime
 from .store import ClientNotCached
 
 R = TypeVar("R")
@@ -42,7 +42,7 @@ MAX_ATTEMPTS = 3
 
 
 def with_client_cached(
-    ctx: UssdContext, tagged: str, call: Callable[[], R], refusal: type[PlatformError]
+    ctx: Runtime, tagged: str, call: Callable[[], R], refusal: type[PlatformError]
 ) -> R:
     """`call()` (a per-request script); on a miss, load the client with `tagged`'s tag into
     the cache and call again. `refusal` when PostgreSQL has no such client."""
@@ -56,7 +56,7 @@ def with_client_cached(
     raise StoreUnavailable("client cache kept missing")
 
 
-def load_into_cache(ctx: UssdContext, tagged: str) -> bool:
+def load_into_cache(ctx: Runtime, tagged: str) -> bool:
     """Cache the committed record of the client; False when PostgreSQL has no such client."""
     lease = ctx.store.begin_client_fill(tagged, secrets.token_hex(8))
     if not lease:

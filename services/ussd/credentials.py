@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from shared import tokens
 from shared.exceptions import TokenExpired, TokenInvalid
 
-from .context import UssdContext
 from .exceptions import LoginTokenExpired, LoginTokenInvalid, ServiceIdExpired, ServiceIdInvalid
+from .runtime import Runtime
 from .store import is_uuid
 
 # Far above any token we issue; refusing longer ones keeps garbage away from the JWT parser.
@@ -32,11 +32,11 @@ class ServiceIdClaims:
     expires_at: int
 
 
-def issue_login_token(ctx: UssdContext, client_uuid: str, gen: int) -> str:
+def issue_login_token(ctx: Runtime, client_uuid: str, gen: int) -> str:
     return tokens.issue(ctx.login_token, {"sub": client_uuid, "gen": gen})
 
 
-def issue_service_id(ctx: UssdContext, service_id: str, now: int | None = None) -> str:
+def issue_service_id(ctx: Runtime, service_id: str, now: int | None = None) -> str:
     # The payload is exactly serviceId, iat, exp (the seed's SERVICE_ID); nothing else.
     return tokens.issue(ctx.service_id_token, {"serviceId": service_id}, now=now)
 
@@ -52,7 +52,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
-def login_claims(ctx: UssdContext, authorization: str | None) -> LoginClaims:
+def login_claims(ctx: Runtime, authorization: str | None) -> LoginClaims:
     """Claims of the login JWT in the header; LoginTokenInvalid / LoginTokenExpired else."""
     token = bearer_token(authorization)
     if token is None:
@@ -69,7 +69,7 @@ def login_claims(ctx: UssdContext, authorization: str | None) -> LoginClaims:
     return LoginClaims(client_uuid=sub, gen=gen)
 
 
-def service_id_claims(ctx: UssdContext, token: str | None) -> ServiceIdClaims:
+def service_id_claims(ctx: Runtime, token: str | None) -> ServiceIdClaims:
     """Claims of a Service ID token; ServiceIdInvalid / ServiceIdExpired else."""
     if token is None or len(token) > MAX_TOKEN_CHARS:
         raise ServiceIdInvalid()

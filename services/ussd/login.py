@@ -11,10 +11,10 @@ from shared.exceptions import AccountDisabled, InvalidCredentials
 from shared.observability import LOGIN_FAILURES, RATE_LIMITED
 
 from .accounts import public_user
-from .context import LoginLimits, UssdContext
 from .credentials import issue_login_token
 from .exceptions import HashingBusy, LoginThrottled
 from .passwords import hash_password, needs_rehash, verify_password
+from .runtime import LoginLimits, Runtime
 
 # Beyond this a login is refused with 503 rather than parked (gunicorn's timeout is 30 s).
 HASH_SLOT_WAIT_SECONDS = 10.0
@@ -22,7 +22,7 @@ HASH_SLOT_WAIT_SECONDS = 10.0
 FIRST_DELAY_FRACTION = 1 / 8
 
 
-def login(ctx: UssdContext, username: str, password: str, address: str) -> dict[str, Any]:
+def login(ctx: Runtime, username: str, password: str, address: str) -> dict[str, Any]:
     """`{"token", "user"}` for good credentials; throttled, invalid or disabled otherwise."""
     # Checked before hashing, so a locked-out guesser costs us no scrypt at all.
     username_failures = check_throttle(ctx, username, address)
@@ -47,7 +47,7 @@ def login(ctx: UssdContext, username: str, password: str, address: str) -> dict[
     return {"token": token, "user": public_user(record)}
 
 
-def check_throttle(ctx: UssdContext, username: str, address: str) -> int:
+def check_throttle(ctx: Runtime, username: str, address: str) -> int:
     """The username's failures from every address; LoginThrottled when this (username,
     address) pair or this address is at its limit."""
     limits = ctx.limits
@@ -75,7 +75,7 @@ def slowdown_seconds(username_failures: int, limits: LoginLimits) -> float:
     return min(delay_ms, limits.max_delay_ms) / 1000
 
 
-def slow_down(ctx: UssdContext, seconds: float) -> None:
+def slow_down(ctx: Runtime, seconds: float) -> None:
     """Sleep `seconds` while holding one of the process's few delay slots.
 
     A sleeping login holds a server thread, so an attacker who could make many logins
@@ -92,7 +92,7 @@ def slow_down(ctx: UssdContext, seconds: float) -> None:
 
 
 def _check_password(
-    ctx: UssdContext, username: str, password: str
+    ctx: Runtime, username: str, password: str
 ) -> tuple[dict[str, str] | None, bool]:
     """The client record (None when unknown) and whether `password` is its password.
 
@@ -105,7 +105,7 @@ def _check_password(
     return record, record is not None and password_ok
 
 
-def _record_for(ctx: UssdContext, username: str) -> dict[str, str] | None:
+def _record_for(ctx: Runtime, username: str) -> dict[str, str] | None:
     """The client record for `username` (PostgreSQL, with the password hash), or None.
 
     Read from PostgreSQL, not the Redis cache: the password hash never leaves the
@@ -113,7 +113,7 @@ def _record_for(ctx: UssdContext, username: str) -> dict[str, str] | None:
     return ctx.accounts.client_by_username(username)
 
 
-def _upgrade_hash(ctx: UssdContext, record: dict[str, str], password: str) -> None:
+def _upgrade_hash(ctx: Runtime, record: dict[str, str], password: str) -> None:
     """Re-hash with the current scrypt cost when the stored hash used another one."""
     if needs_rehash(record["password_hash"], ctx.scrypt):
         with hash_slot(ctx):
@@ -122,7 +122,7 @@ def _upgrade_hash(ctx: UssdContext, record: dict[str, str], password: str) -> No
 
 
 @contextmanager
-def hash_slot(ctx: UssdContext) -> Iterator[None]:
+def hash_slot(ctx: Runtime) -> Iterator[None]:
     """Hold one of the process's password-hash slots (HashingBusy after the wait bound)."""
     if not ctx.hash_slots.acquire(timeout=HASH_SLOT_WAIT_SECONDS):
         raise HashingBusy()

@@ -16,7 +16,6 @@ from shared.observability import SERVICE_IDS_ISSUED
 from .account_store import iso_utc
 from .accounts import public_user
 from .client_cache import with_client_cached
-from .context import SERVICE_ID_LIFETIME, UssdContext
 from .credentials import (
     LoginClaims,
     ServiceIdClaims,
@@ -30,10 +29,11 @@ from .exceptions import (
     ServiceIdInvalid,
     ServiceIdRejected,
 )
+from .runtime import SERVICE_ID_LIFETIME, Runtime
 from .store import tagged_uuid
 
 
-def generate_service_id(ctx: UssdContext, login: LoginClaims) -> str:
+def generate_service_id(ctx: Runtime, login: LoginClaims) -> str:
     """A new SERVICE_ID for the login JWT's client; one Redis round trip."""
     now = int(time.time())
     service_id = tagged_uuid(login.client_uuid)
@@ -53,7 +53,7 @@ def generate_service_id(ctx: UssdContext, login: LoginClaims) -> str:
     return issue_service_id(ctx, service_id, now=now)
 
 
-def create_api_key(ctx: UssdContext, login: LoginClaims, service_id_token: str) -> str:
+def create_api_key(ctx: Runtime, login: LoginClaims, service_id_token: str) -> str:
     """A new API key id, stored in PostgreSQL linked to the client and its live Service ID."""
     try:
         claims: ServiceIdClaims | None = service_id_claims(ctx, service_id_token)
@@ -77,9 +77,7 @@ def create_api_key(ctx: UssdContext, login: LoginClaims, service_id_token: str) 
     return key_id
 
 
-def authenticate(
-    ctx: UssdContext, authorization: str | None
-) -> tuple[ServiceIdClaims, dict[str, str]]:
+def authenticate(ctx: Runtime, authorization: str | None) -> tuple[ServiceIdClaims, dict[str, str]]:
     """The live Service ID of the header and its client's profile; one round trip."""
     claims = service_id_claims(ctx, bearer_token(authorization))
     profile = with_client_cached(
@@ -93,7 +91,7 @@ def authenticate(
     return claims, profile
 
 
-def describe(ctx: UssdContext, authorization: str | None) -> dict[str, Any]:
+def describe(ctx: Runtime, authorization: str | None) -> dict[str, Any]:
     """GET /api/clients/me: the client profile, the serviceId and its expiry."""
     claims, profile = authenticate(ctx, authorization)
     return {
@@ -104,7 +102,7 @@ def describe(ctx: UssdContext, authorization: str | None) -> dict[str, Any]:
     }
 
 
-def revoke(ctx: UssdContext, authorization: str | None) -> dict[str, Any]:
+def revoke(ctx: Runtime, authorization: str | None) -> dict[str, Any]:
     """Revoke the presented Service ID at once; one round trip."""
     claims = service_id_claims(ctx, bearer_token(authorization))
     revoked = with_client_cached(

@@ -18,7 +18,7 @@ import redis as redis_py
 from flask.testing import FlaskClient
 
 from services.ussd import accounts, create_app
-from services.ussd.context import EXTENSION, UssdContext
+from services.ussd.runtime import EXTENSION, Runtime
 from services.ussd.store import client_cache_key, login_counter_keys
 from shared import redis as shared_redis
 from shared.cluster import LocalRedisCluster
@@ -57,7 +57,7 @@ def test_ussd_requests_succeed_while_an_unrelated_master_is_down(
     cluster = cluster_without_replicas
     monkeypatch.setenv("DOTENV_PATH", str(tmp_path / ".env"))
     app = create_app(ussd_config(cluster.url))
-    ctx: UssdContext = app.extensions[EXTENSION]
+    ctx: Runtime = app.extensions[EXTENSION]
     client = app.test_client()
     partner = Partner("failover", PASSWORD, accounts.create_client(ctx, "failover", PASSWORD))
     token = login_token(client, partner)

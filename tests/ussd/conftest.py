@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.ussd import accounts, create_app
-from services.ussd.context import EXTENSION, UssdContext
+from services.ussd.runtime import EXTENSION, Runtime
 from shared.embedded import free_port
 
 from .helpers import PASSWORD, Partner
@@ -70,13 +70,13 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def ctx(app: Flask) -> UssdContext:
-    context: UssdContext = app.extensions[EXTENSION]
+def ctx(app: Flask) -> Runtime:
+    context: Runtime = app.extensions[EXTENSION]
     return context
 
 
 @pytest.fixture
-def make_partner(ctx: UssdContext) -> Callable[..., Partner]:
+def make_partner(ctx: Runtime) -> Callable[..., Partner]:
     """Create client accounts straight through the accounts module (no HTTP, cheap hash)."""
 
     def create(username: str = "partner", password: str = PASSWORD, **fields: Any) -> Partner:

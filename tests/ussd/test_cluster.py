@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from services.ussd import accounts
-from services.ussd.context import EXTENSION
+from services.ussd.runtime import EXTENSION
 
 from .helpers import PASSWORD, Partner, assert_envelope, bearer, login, login_token, new_service_id
 

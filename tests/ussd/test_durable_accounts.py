@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from devtools.postgres import EmbeddedPostgres
 from services.ussd import accounts
 from services.ussd.client_cache import load_into_cache
-from services.ussd.context import EXTENSION, UssdContext
+from services.ussd.runtime import EXTENSION, Runtime
 from services.ussd.store import ClientNotCached, client_cache_key
 
 from .helpers import (
@@ -48,7 +48,7 @@ def _flushall(redis_client: redis_py.Redis) -> None:
 
 
 def test_flushall_loses_no_client_and_refuses_old_service_ids(
-    client: FlaskClient, ctx: UssdContext, partner: Partner, redis_client: redis_py.Redis
+    client: FlaskClient, ctx: Runtime, partner: Partner, redis_client: redis_py.Redis
 ) -> None:
     token = login_token(client, partner)
     old_service_id = new_service_id(client, token)
@@ -70,7 +70,7 @@ def test_flushall_loses_no_client_and_refuses_old_service_ids(
 
 
 def test_flushall_keeps_a_disabled_client_disabled(
-    client: FlaskClient, ctx: UssdContext, partner: Partner, redis_client: redis_py.Redis
+    client: FlaskClient, ctx: Runtime, partner: Partner, redis_client: redis_py.Redis
 ) -> None:
     token_before = login_token(client, partner)
     accounts.set_active(ctx, partner.username, active=False)
@@ -87,7 +87,7 @@ def test_flushall_keeps_a_disabled_client_disabled(
 
 
 def test_disable_while_cached_takes_effect_at_once(
-    client: FlaskClient, ctx: UssdContext, partner: Partner
+    client: FlaskClient, ctx: Runtime, partner: Partner
 ) -> None:
     token = login_token(client, partner)
     service_id = new_service_id(client, token)
@@ -100,7 +100,7 @@ def test_disable_while_cached_takes_effect_at_once(
 
 
 def test_password_reset_while_cached_kills_old_tokens_at_once(
-    client: FlaskClient, ctx: UssdContext, partner: Partner
+    client: FlaskClient, ctx: Runtime, partner: Partner
 ) -> None:
     token = login_token(client, partner)
     service_id = new_service_id(client, token)
@@ -112,7 +112,7 @@ def test_password_reset_while_cached_kills_old_tokens_at_once(
 
 
 def test_enabling_an_enabled_client_kills_nothing(
-    client: FlaskClient, ctx: UssdContext, partner: Partner, db
+    client: FlaskClient, ctx: Runtime, partner: Partner, db
 ) -> None:
     service_id = new_service_id(client, login_token(client, partner))
     accounts.set_active(ctx, partner.username, active=True)
@@ -121,7 +121,7 @@ def test_enabling_an_enabled_client_kills_nothing(
 
 
 def test_a_fill_read_before_a_disable_is_dropped(
-    client: FlaskClient, ctx: UssdContext, partner: Partner, redis_client: redis_py.Redis
+    client: FlaskClient, ctx: Runtime, partner: Partner, redis_client: redis_py.Redis
 ) -> None:
     # A request misses, reads the (still active) row, then the operator disables the
     # client before the request writes what it read: the stale fill must not land.
@@ -136,7 +136,7 @@ def test_a_fill_read_before_a_disable_is_dropped(
 
 
 def test_a_fill_that_lost_its_lease_to_a_flush_is_dropped(
-    client: FlaskClient, ctx: UssdContext, partner: Partner, redis_client: redis_py.Redis
+    client: FlaskClient, ctx: Runtime, partner: Partner, redis_client: redis_py.Redis
 ) -> None:
     # The disable's cache write is lost (FLUSHALL, or a failover that had not replicated
     # it) while a fill read before the disable is in flight: the lease went with it.
@@ -152,7 +152,7 @@ def test_a_fill_that_lost_its_lease_to_a_flush_is_dropped(
     assert_envelope(client.get(ME, headers=bearer(service_id)), 401, "Invalid service ID")
 
 
-def test_concurrent_misses_share_one_lease(ctx: UssdContext, partner: Partner) -> None:
+def test_concurrent_misses_share_one_lease(ctx: Runtime, partner: Partner) -> None:
     first = ctx.store.begin_client_fill(partner.record["id"], "lease-1")
     second = ctx.store.begin_client_fill(partner.record["id"], "lease-2")
     assert first == second == "lease-1"
@@ -162,9 +162,7 @@ def test_concurrent_misses_share_one_lease(ctx: UssdContext, partner: Partner) -
     assert ctx.store.begin_client_fill(partner.record["id"], "lease-3") == ""  # cached
 
 
-def test_a_fill_read_waits_for_an_admin_change_in_flight(
-    ctx: UssdContext, partner: Partner
-) -> None:
+def test_a_fill_read_waits_for_an_admin_change_in_flight(ctx: Runtime, partner: Partner) -> None:
     # The disable has written the cache and holds the row lock, not yet committed. A fill
     # reading now must wait for the commit and read the disabled row, never the old one.
     cache_written, commit = threading.Event(), threading.Event()
@@ -193,7 +191,7 @@ def test_a_fill_read_waits_for_an_admin_change_in_flight(
 
 
 def test_an_admin_change_that_fails_to_commit_fails_closed(
-    client: FlaskClient, ctx: UssdContext, partner: Partner, redis_client: redis_py.Redis, db
+    client: FlaskClient, ctx: Runtime, partner: Partner, redis_client: redis_py.Redis, db
 ) -> None:
     service_id = new_service_id(client, login_token(client, partner))
 
@@ -212,7 +210,7 @@ def test_an_admin_change_that_fails_to_commit_fails_closed(
 
 
 def test_a_cache_entry_without_a_record_never_authenticates(
-    client: FlaskClient, ctx: UssdContext, partner: Partner, redis_client: redis_py.Redis
+    client: FlaskClient, ctx: Runtime, partner: Partner, redis_client: redis_py.Redis
 ) -> None:
     # A fill lease alone (a fill in progress, or abandoned) is a miss, not a client.
     service_id = new_service_id(client, login_token(client, partner))
@@ -237,7 +235,7 @@ def test_postgres_down_gives_503_fast_then_recovers(
     make_app: Callable[..., Flask], own_postgres: EmbeddedPostgres, redis_client: redis_py.Redis
 ) -> None:
     app = make_app(DATABASE_URL=own_postgres.url)
-    ctx: UssdContext = app.extensions[EXTENSION]
+    ctx: Runtime = app.extensions[EXTENSION]
     client = app.test_client()
     partner = Partner("pg-outage", PASSWORD, accounts.create_client(ctx, "pg-outage", PASSWORD))
     token = login_token(client, partner)

@@ -11,9 +11,9 @@ import redis as redis_py
 from flask.testing import FlaskClient
 
 from services.ussd import cli
-from services.ussd.context import UssdContext
 from services.ussd.legacy_import import import_from_redis
 from services.ussd.passwords import hash_password
+from services.ussd.runtime import Runtime
 from services.ussd.store import service_id_key, tagged_uuid
 from shared.config import load_settings
 from shared.tokens import issue
@@ -25,7 +25,7 @@ CREATED = "2025-03-04T05:06:07.089Z"
 
 
 def write_legacy_client(
-    redis_client: redis_py.Redis, ctx: UssdContext, username: str, /, **fields: str
+    redis_client: redis_py.Redis, ctx: Runtime, username: str, /, **fields: str
 ) -> dict[str, str]:
     """A client exactly as the previous version stored it: record hash + users index."""
     client_uuid = str(uuid.uuid4())
@@ -51,7 +51,7 @@ def write_legacy_api_key(
 
 
 def test_import_keeps_ids_hashes_gen_and_state(
-    ctx: UssdContext, client: FlaskClient, redis_client: redis_py.Redis, db
+    ctx: Runtime, client: FlaskClient, redis_client: redis_py.Redis, db
 ) -> None:
     active = write_legacy_client(redis_client, ctx, "Legacy-Active", msisdn="639170000001")
     disabled = write_legacy_client(redis_client, ctx, "legacy-off", is_active="0", gen="7")
@@ -76,7 +76,7 @@ def test_import_keeps_ids_hashes_gen_and_state(
 
 
 def test_live_service_ids_of_imported_clients_keep_working(
-    ctx: UssdContext, client: FlaskClient, redis_client: redis_py.Redis
+    ctx: Runtime, client: FlaskClient, redis_client: redis_py.Redis
 ) -> None:
     # A partner mid-session during the upgrade: its Service ID (kept in Redis, same key)
     # was issued under the client's gen, which the import keeps.
@@ -91,7 +91,7 @@ def test_live_service_ids_of_imported_clients_keep_working(
 
 
 def test_live_api_keys_are_imported_with_their_expiry(
-    ctx: UssdContext, redis_client: redis_py.Redis, db
+    ctx: Runtime, redis_client: redis_py.Redis, db
 ) -> None:
     legacy = write_legacy_client(redis_client, ctx, "with-keys")
     service_id = tagged_uuid(legacy["id"])
@@ -110,7 +110,7 @@ def test_live_api_keys_are_imported_with_their_expiry(
 
 
 def test_import_is_idempotent_and_never_undoes_a_later_change(
-    ctx: UssdContext, client: FlaskClient, redis_client: redis_py.Redis, db
+    ctx: Runtime, client: FlaskClient, redis_client: redis_py.Redis, db
 ) -> None:
     legacy = write_legacy_client(redis_client, ctx, "twice")
     write_legacy_api_key(redis_client, legacy["id"], tagged_uuid(legacy["id"]), ttl=600)
@@ -140,7 +140,7 @@ def test_import_is_idempotent_and_never_undoes_a_later_change(
     ],
 )
 def test_unusable_records_are_skipped_not_imported(
-    ctx: UssdContext, redis_client: redis_py.Redis, db, damage: dict[str, str]
+    ctx: Runtime, redis_client: redis_py.Redis, db, damage: dict[str, str]
 ) -> None:
     write_legacy_client(redis_client, ctx, "damaged", **damage)
     write_legacy_client(redis_client, ctx, "fine")
@@ -150,7 +150,7 @@ def test_unusable_records_are_skipped_not_imported(
 
 
 def test_records_the_index_does_not_reach_are_counted_not_imported(
-    ctx: UssdContext, redis_client: redis_py.Redis, db
+    ctx: Runtime, redis_client: redis_py.Redis, db
 ) -> None:
     # The previous version wrote the record, then claimed the name: a crash in between
     # left a record nobody could log in to.
@@ -162,7 +162,7 @@ def test_records_the_index_does_not_reach_are_counted_not_imported(
 
 
 def test_import_from_redis_cli_command(
-    ctx: UssdContext, client: FlaskClient, redis_client: redis_py.Redis, capsys
+    ctx: Runtime, client: FlaskClient, redis_client: redis_py.Redis, capsys
 ) -> None:
     write_legacy_client(redis_client, ctx, "via-cli")
     settings = load_settings(ussd_config(ctx.settings.redis_url or ""))
@@ -174,7 +174,7 @@ def test_import_from_redis_cli_command(
 
 
 def test_delete_legacy_removes_only_records_now_in_postgres(
-    ctx: UssdContext, client: FlaskClient, redis_client: redis_py.Redis, capsys
+    ctx: Runtime, client: FlaskClient, redis_client: redis_py.Redis, capsys
 ) -> None:
     moved = write_legacy_client(redis_client, ctx, "moved")
     broken = write_legacy_client(redis_client, ctx, "broken", gen="x")

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from services.ussd import accounts
 from services.ussd import login as login_module
-from services.ussd.context import EXTENSION
+from services.ussd.runtime import EXTENSION
 from shared import tokens
 
 from .helpers import (

@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.ussd import accounts
-from services.ussd.context import EXTENSION, LoginLimits
 from services.ussd.login import slowdown_seconds
+from services.ussd.runtime import EXTENSION, LoginLimits
 
 from .helpers import PASSWORD, assert_envelope, login
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from services.ussd import accounts
-from services.ussd.context import EXTENSION
+from services.ussd.runtime import EXTENSION
 from services.ussd.store import service_id_key
 from shared.embedded import EmbeddedRedis
 

@@ -48,7 +48,7 @@ class LoginLimits:
 
 
 @dataclass(frozen=True)
-class UssdContext:
+class Runtime:
     """Everything a request handler or the admin CLI needs, built once per process."""
 
     settings: Settings
@@ -71,7 +71,7 @@ class UssdContext:
     delay_slots: threading.BoundedSemaphore
 
 
-def build_context(settings: Settings) -> UssdContext:
+def build_runtime(settings: Settings) -> Runtime:
     """Validate the USSD settings and create the Redis and PostgreSQL clients (lazily)."""
     url = settings.redis_url
     if not url:
@@ -88,7 +88,7 @@ def build_context(settings: Settings) -> UssdContext:
     service_id_token = TokenType(SERVICE_ID_TYP, service_key, SERVICE_ID_LIFETIME)
     cache_ttl = positive_setting(settings, "USSD_CLIENT_CACHE_TTL", DEFAULT_CLIENT_CACHE_TTL)
     database = database_from_settings(settings)
-    return UssdContext(
+    return Runtime(
         settings=settings,
         store=UssdStore(shared_redis.connect(url), client_cache_ttl=cache_ttl),
         database=database,
@@ -121,9 +121,9 @@ def scrypt_params(settings: Settings) -> ScryptParams:
     return ScryptParams(n=settings.get_int("USSD_SCRYPT_N", DEFAULT_N))
 
 
-def current() -> UssdContext:
-    """The context of the app serving this request."""
-    return cast(UssdContext, current_app.extensions[EXTENSION])
+def runtime() -> Runtime:
+    """The Runtime of the app serving this request."""
+    return cast(Runtime, current_app.extensions[EXTENSION])
 
 
 def positive_setting(settings: Settings, name: str, default: int) -> int:

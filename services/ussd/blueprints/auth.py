@@ -7,9 +7,9 @@ from flask import Blueprint, Response, request
 from shared.responses import k2_body
 from shared.web import json_response
 
-from ..context import current
-from ..inputs import json_object_body, login_fields
 from ..login import login
+from ..runtime import runtime
+from ..validation import json_object_body, login_fields
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
@@ -22,5 +22,5 @@ def login_view() -> Response:
     username, password = login_fields(json_object_body())
     # remote_addr is the peer as ProxyFix sees it: the client address the trusted gateway
     # appended to X-Forwarded-For (see USSD_TRUSTED_PROXY_COUNT in create_app).
-    data = login(current(), username, password, request.remote_addr or "")
+    data = login(runtime(), username, password, request.remote_addr or "")
     return json_response(k2_body(200, "Login successful", data), 200, NO_STORE)

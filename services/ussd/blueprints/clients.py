@@ -8,9 +8,9 @@ from shared.responses import k2_body
 from shared.web import json_response
 
 from .. import service_ids
-from ..context import current
 from ..credentials import login_claims
-from ..inputs import ensure_empty_or_json, json_object_body, service_id_field
+from ..runtime import runtime
+from ..validation import ensure_empty_or_json, json_object_body, service_id_field
 from .auth import NO_STORE
 
 bp = Blueprint("clients", __name__, url_prefix="/api/clients")
@@ -18,7 +18,7 @@ bp = Blueprint("clients", __name__, url_prefix="/api/clients")
 
 @bp.post("/generate-service-id")
 def generate_service_id_view() -> Response:
-    ctx = current()
+    ctx = runtime()
     claims = login_claims(ctx, request.headers.get("Authorization"))
     ensure_empty_or_json()
     token = service_ids.generate_service_id(ctx, claims)
@@ -27,7 +27,7 @@ def generate_service_id_view() -> Response:
 
 @bp.post("/generate-api-key")
 def generate_api_key_view() -> Response:
-    ctx = current()
+    ctx = runtime()
     claims = login_claims(ctx, request.headers.get("Authorization"))
     service_id = service_id_field(json_object_body())
     key_id = service_ids.create_api_key(ctx, claims, service_id)
@@ -36,11 +36,11 @@ def generate_api_key_view() -> Response:
 
 @bp.get("/me")
 def me_view() -> Response:
-    data = service_ids.describe(current(), request.headers.get("Authorization"))
+    data = service_ids.describe(runtime(), request.headers.get("Authorization"))
     return json_response(k2_body(200, "Client retrieved", data), 200, NO_STORE)
 
 
 @bp.post("/revoke-service-id")
 def revoke_service_id_view() -> Response:
-    data = service_ids.revoke(current(), request.headers.get("Authorization"))
+    data = service_ids.revoke(runtime(), request.headers.get("Authorization"))
     return json_response(k2_body(200, "Service ID revoked", data), 200)

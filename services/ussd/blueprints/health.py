@@ -8,12 +8,12 @@ from shared.redis import ping
 from shared.responses import k2_body
 from shared.web import health_blueprint, json_response
 
-from ..context import current
 from ..errors import UNAVAILABLE
+from ..runtime import runtime
 
 
 def _ready() -> bool:
-    return ping(current().store.redis)
+    return ping(runtime().store.redis)
 
 
 def _render(ok: bool) -> Response:
