@@ -9,12 +9,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 COPY shared/ shared/
 COPY services/ services/
 COPY gateway/ gateway/
 COPY devtools/ devtools/
-RUN pip install .
+# The lock's exact versions: the image runs what `make test` tested.
+RUN pip install -c constraints.txt .
 
 COPY scripts/ scripts/
 COPY migrations/ migrations/

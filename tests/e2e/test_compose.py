@@ -144,14 +144,14 @@ def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
 
 
 def test_dockerfile_serves_as_non_root() -> None:
-    """python:3.11-slim, installed with pip, a non-root user, scripts.serve as the command."""
+    """python:3.11-slim, installed with pip from the lock, a non-root user, scripts.serve."""
     lines = [
         line.strip()
         for line in (PROJECT_ROOT / "Dockerfile").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert lines[0] == "FROM python:3.11-slim"
-    assert "RUN pip install ." in lines
+    assert "RUN pip install -c constraints.txt ." in lines  # the lock's exact versions
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert lines[-1] == 'CMD ["python", "-m", "scripts.serve", "gateway"]'
