@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 import redis as redis_py
-
-from shared.embedded import EmbeddedRedis
-from shared.sdk import (
+from partner_sdk import (
     AuthenticationError,
     ConflictError,
     InsufficientBalanceError,
@@ -24,8 +22,10 @@ from shared.sdk import (
     SabongClient,
     ValidationError,
 )
-from shared.sdk.jwt_payload import token_expiry, unverified_claims
-from shared.sdk.transport import Transport
+from partner_sdk.jwt_payload import token_expiry, unverified_claims
+from partner_sdk.transport import Transport
+
+from shared.embedded import EmbeddedRedis
 from tests.live_services import (
     Platform,
     create_k2_client,
