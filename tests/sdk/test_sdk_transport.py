@@ -313,6 +313,19 @@ def test_https_goes_through_a_connect_tunnel(
     assert server.connections == 1
 
 
+def test_an_untrusted_certificate_is_not_retried(tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    with (
+        wire_server(lambda seen: ok(), tls=server_tls) as server,
+        pytest.raises(TransportError) as caught,
+    ):
+        Transport(server.url, retry=FAST).send("GET", "/x")
+    assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
+    assert server.connections == 1
+
+
 # -- timeouts -----------------------------------------------------------------------------
 
 

@@ -97,7 +97,10 @@ class ConnectionPool:
         self.host = host
         self.port = port or DEFAULT_PORTS[scheme]
         self.timeout = timeout
+        # Made once: loading the system CAs for every new connection costs milliseconds.
         self.ssl_context = ssl_context
+        if scheme == "https" and ssl_context is None:
+            self.ssl_context = ssl.create_default_context()
         self.proxy = proxy
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
@@ -152,8 +155,9 @@ class ConnectionPool:
         host, port = (self.proxy.host, self.proxy.port) if self.proxy else (self.host, self.port)
         connection: _HTTPConnection | _HTTPSConnection
         if self.scheme == "https":
-            context = self.ssl_context or ssl.create_default_context()
-            connection = _HTTPSConnection(host, port, timeout=self.timeout.connect, context=context)
+            connection = _HTTPSConnection(
+                host, port, timeout=self.timeout.connect, context=self.ssl_context
+            )
             if self.proxy is not None:
                 auth = self.proxy.authorization
                 headers = {"Proxy-Authorization": auth} if auth else None

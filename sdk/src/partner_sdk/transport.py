@@ -172,8 +172,8 @@ class Transport:
             delay: float | None
             try:
                 response = self._exchange(method, target, body, all_headers)
-            except TransportError:
-                if not retryable or attempt >= self.retry.total:
+            except TransportError as error:
+                if not retryable or attempt >= self.retry.total or _hopeless(error):
                     raise
                 delay = self.retry.backoff_delay(attempt)
             else:
@@ -237,3 +237,8 @@ class Transport:
     def _failure(self, method: str, exc: BaseException) -> str:
         """What failed, without the path or headers: they may carry tokens."""
         return f"{method} to {self.host}:{self.port or ''} failed: {exc!r}"
+
+
+def _hopeless(error: TransportError) -> bool:
+    """True for a failure that a retry would only repeat: the server's certificate refused."""
+    return isinstance(error.__cause__, ssl.SSLCertVerificationError)
