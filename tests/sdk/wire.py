@@ -4,6 +4,7 @@ reset, drop or stall a request - things a framework server hides or cannot do.""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import socket
 import ssl
@@ -224,3 +225,30 @@ def wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
+
+
+def lossy_relay(upstream: str, lose: int) -> Handler:
+    """A WireServer handler that forwards each request to `upstream` and, for the first
+    `lose` of them, resets the connection instead of answering: applied, answer lost."""
+    parts = urllib.parse.urlsplit(upstream)
+    lock = threading.Lock()
+    remaining = [lose]
+    passed = ("content-type", "idempotent-replayed", "x-auth-error", "retry-after")
+
+    def handler(seen: Seen) -> Action:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        headers = {k: v for k, v in seen.headers.items() if k not in ("host", "connection")}
+        try:
+            connection.request(seen.method, seen.target, seen.body or None, headers)
+            answer = connection.getresponse()
+            body = answer.read()
+        finally:
+            connection.close()
+        with lock:
+            if remaining[0] > 0:
+                remaining[0] -= 1
+                return RESET
+        kept = {name: value for name, value in answer.getheaders() if name.lower() in passed}
+        return answer.status, kept, body
+
+    return handler
