@@ -18,6 +18,7 @@ import redis as redis_py
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from partner_sdk import K2Client, SabongClient
 from schemathesis import Case
 from schemathesis.checks import (
     FailureGroup,
@@ -29,7 +30,6 @@ from schemathesis.checks import (
 )
 
 from shared.embedded import EmbeddedRedis, free_port
-from shared.sdk import K2Client, SabongClient
 from shared.signing import canonical_query, sign
 from tests.live_services import (
     Platform,

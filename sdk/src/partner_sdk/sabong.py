@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
+from types import TracebackType
 from typing import Any
 
-from shared.signing import SIGNATURE_WINDOW_SECONDS, canonical_query, sign
-
-from .transport import DEFAULT_TIMEOUT, Response, Transport, dump_json
+from .connections import Timeout
+from .signing import SIGNATURE_WINDOW_SECONDS, canonical_query, sign
+from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, Response, Retry, Transport, dump_json
 
 __all__ = ["SabongClient", "generate_signature"]
 
@@ -21,6 +23,19 @@ CREDIT_PATH = "/api/v1/credit-balance"
 DEBIT_PATH = "/api/v1/debit-balance"
 GET_TRANSACTIONS_PATH = "/api/v1/get-transactions"
 MAX_PAGE_SIZE = 100
+# Every (method, path) this client calls; a test checks each against shared/openapi.json.
+ENDPOINTS = (
+    ("POST", GENERATE_AUTH_TOKEN_PATH),
+    ("GET", GET_BALANCE_PATH),
+    ("POST", CREDIT_PATH),
+    ("POST", DEBIT_PATH),
+    ("GET", GET_TRANSACTIONS_PATH),
+)
+# The server applies a (clientId, type, reference) once and answers a repeat with the
+# original transaction, so these POSTs may be retried when they carry a reference.
+IDEMPOTENT_BY_REFERENCE = frozenset({CREDIT_PATH, DEBIT_PATH})
+# What the server strips before deciding a reference is blank (PHP's trim set).
+_BLANK = " \t\n\r\0\x0b"
 
 Amount = Decimal | int | str
 
@@ -56,13 +71,15 @@ class SabongClient:
         self,
         base_url: str,
         secret: str,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | Timeout = DEFAULT_TIMEOUT,
         *,
         clock: Clock = time.time,
+        retry: Retry = DEFAULT_RETRY,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not secret:
             raise ValueError("secret must not be empty")
-        self._transport = Transport(base_url, timeout)
+        self._transport = Transport(base_url, timeout, retry=retry, ssl_context=ssl_context)
         self._secret = secret
         self._clock = clock
         self._lock = threading.Lock()
@@ -71,6 +88,21 @@ class SabongClient:
 
     def __repr__(self) -> str:
         return f"SabongClient(host={self._transport.host!r})"
+
+    def __enter__(self) -> SabongClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the idle keep-alive connections (the client stays usable)."""
+        self._transport.close()
 
     def generate_auth_token(
         self,
@@ -172,7 +204,11 @@ class SabongClient:
         *,
         check: bool = True,
     ) -> Response:
-        """Send one signed request: the body is serialised once, signed and sent as is."""
+        """Send one signed request: the body is serialised once, signed and sent as is.
+
+        Retried only when safe - a GET, or a credit/debit carrying a `reference` - and
+        re-signed for every attempt: the server refuses a signature it has seen.
+        """
         method = method.upper()
         wire_path = self._transport.full_path(path)
         query = sorted((params or {}).items())
@@ -181,12 +217,17 @@ class SabongClient:
         else:
             body = b"" if json is None else dump_json(json)
             payload = body
-        timestamp, signature = self._unique_signature(method, wire_path, payload)
-        headers = {"x-signature": signature, "x-timestamp": str(timestamp)}
-        if body:
-            headers["Content-Type"] = "application/json"
+
+        def signature_headers() -> dict[str, str]:
+            timestamp, signature = self._unique_signature(method, wire_path, payload)
+            return {"x-signature": signature, "x-timestamp": str(timestamp)}
+
+        headers = {"Content-Type": "application/json"} if body else {}
         target = wire_path + ("?" + urllib.parse.urlencode(query) if query else "")
-        response = self._transport.send(method, target, body, headers)
+        retry = method == "GET" or (path in IDEMPOTENT_BY_REFERENCE and _has_reference(json))
+        response = self._transport.send(
+            method, target, body, headers, retry=retry, sign=signature_headers
+        )
         return response.raise_for_status() if check else response
 
     def _unique_signature(self, method: str, path: str, payload: bytes) -> tuple[int, str]:
@@ -221,3 +262,9 @@ def money_body(
     if description is not None:
         body["description"] = description
     return body
+
+
+def _has_reference(payload: Any) -> bool:
+    """True when a JSON body carries a non-blank `reference` (the server's test)."""
+    reference = payload.get("reference") if isinstance(payload, dict) else None
+    return isinstance(reference, str) and reference.strip(_BLANK) != ""

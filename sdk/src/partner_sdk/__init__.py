@@ -1,8 +1,8 @@
-"""Partner SDK for the K2 USSD and Sabong v1.0 APIs: stdlib only, no server dependencies.
+"""Partner SDK for the K2 USSD and Sabong v1.0 APIs: standard library only.
 
 Usage::
 
-    from shared.sdk import K2Client, SabongClient
+    from partner_sdk import K2Client, SabongClient
 
     k2 = K2Client("https://gateway.example", "username", "password")
     k2.me()  # logs in, generates the Service ID and keeps it fresh
@@ -16,11 +16,15 @@ Usage::
     for transaction in sabong.transactions("CLIENT_001"):  # every page, oldest first
         ...
 
+Connections are kept alive and shared by threads; `timeout=Timeout(connect=5, read=10)`;
+HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured; GETs and credits/debits carrying a
+`reference` are retried with backoff (`retry=Retry(...)`, `NO_RETRY` to switch off).
 Errors are typed: ApiError (status, message, data) and its subclasses, or TransportError.
 """
 
 from __future__ import annotations
 
+from .connections import Timeout
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -28,6 +32,7 @@ from .errors import (
     InsufficientBalanceError,
     NotFoundError,
     RateLimitError,
+    RequestTimeout,
     SdkError,
     ServerError,
     TransportError,
@@ -35,9 +40,14 @@ from .errors import (
 )
 from .k2 import K2Client
 from .sabong import SabongClient, generate_signature
-from .transport import Response
+from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, NO_RETRY, Response, Retry
+
+__version__ = "0.2.0"
 
 __all__ = [
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT",
+    "NO_RETRY",
     "ApiError",
     "AuthenticationError",
     "ConflictError",
@@ -45,10 +55,13 @@ __all__ = [
     "K2Client",
     "NotFoundError",
     "RateLimitError",
+    "RequestTimeout",
     "Response",
+    "Retry",
     "SabongClient",
     "SdkError",
     "ServerError",
+    "Timeout",
     "TransportError",
     "ValidationError",
     "generate_signature",

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from partner_sdk import AuthenticationError, K2Client
 
-from shared.sdk import AuthenticationError, K2Client
 from tests.live_services import Recorded, Reply, json_reply, scripted_server
 
 T0 = 1_800_000_000.0
@@ -255,7 +255,7 @@ def test_client_clock_skew_does_not_cause_constant_regeneration() -> None:
 
 
 def test_a_token_without_iat_is_scheduled_from_its_exp() -> None:
-    from shared.sdk.k2 import _Token
+    from partner_sdk.k2 import _Token
 
     token = _Token(_jwt({"exp": T0 + 1000}), now=T0, margin=300)
     assert token.fresh(T0 + 699)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import textwrap
 
 import jwt
 import pytest
-
-from shared.sdk import (
+from partner_sdk import (
     ApiError,
     AuthenticationError,
     NotFoundError,
@@ -22,8 +22,11 @@ from shared.sdk import (
     ValidationError,
     generate_signature,
 )
-from shared.sdk.jwt_payload import token_expiry, token_lifetime, unverified_claims
-from shared.sdk.transport import Transport
+from partner_sdk import signing as sdk_signing
+from partner_sdk.jwt_payload import token_expiry, token_lifetime, unverified_claims
+from partner_sdk.transport import Transport
+
+from shared import signing as server_signing
 from shared.signing import canonical_query
 from tests.live_services import PROJECT_ROOT
 
@@ -172,7 +175,32 @@ def test_base_url_must_be_http(url: str) -> None:
         Transport(url)
 
 
-BLOCKED = ("flask", "redis", "jwt", "dotenv", "werkzeug", "itsdangerous", "gunicorn")
+BLOCKED = (
+    "flask",
+    "redis",
+    "jwt",
+    "dotenv",
+    "werkzeug",
+    "itsdangerous",
+    "gunicorn",
+    "shared",
+    "services",
+    "gateway",
+)
+SDK_SOURCE = str(PROJECT_ROOT / "sdk" / "src")
+
+
+def _probe(code: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter that sees only the SDK source (not the project)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=SDK_SOURCE,
+        env={**os.environ, "PYTHONPATH": SDK_SOURCE},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_sdk_imports_without_server_dependencies() -> None:
@@ -188,26 +216,19 @@ def test_sdk_imports_without_server_dependencies() -> None:
                 return None
 
         sys.meta_path.insert(0, Blocker())
-        import shared.sdk
-        from shared.sdk import K2Client, SabongClient, generate_signature
+        import partner_sdk
+        from partner_sdk import K2Client, SabongClient, generate_signature
         K2Client("http://127.0.0.1:1", "u", "p")
         SabongClient("http://127.0.0.1:1", "s")
-        ours = sorted(m for m in sys.modules if m == "shared" or m.startswith("shared."))
+        ours = sorted(m for m in sys.modules if m.split(".")[0] in ("partner_sdk", *BLOCKED))
         print(",".join(ours))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _probe(probe)
     assert result.returncode == 0, result.stderr
     loaded = set(result.stdout.strip().split(","))
-    assert {"shared", "shared.sdk", "shared.signing", "shared.exceptions"} <= loaded
-    assert not loaded & {"shared.config", "shared.tokens", "shared.redis", "shared.web"}
+    assert {"partner_sdk", "partner_sdk.signing", "partner_sdk.errors"} <= loaded
+    assert all(name.startswith("partner_sdk") for name in loaded)
 
 
 def test_blocker_really_blocks() -> None:
@@ -216,29 +237,26 @@ def test_blocker_really_blocks() -> None:
         "import sys\n"
         "class B:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'dotenv': raise ImportError('blocked')\n"
+        "        if name.split('.')[0] == 'flask': raise ImportError('blocked')\n"
         "sys.meta_path.insert(0, B())\n"
-        "from shared import load_settings\n"
+        "import flask\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _probe(probe)
     assert result.returncode != 0
     assert "blocked" in result.stderr
 
 
-def test_every_lazy_reexport_of_shared_resolves() -> None:
-    import shared
-
-    for name in shared.__all__:
-        assert getattr(shared, name) is getattr(
-            __import__(f"shared.{shared._SOURCE_MODULE[name]}", fromlist=[name]), name
+def test_sdk_signing_is_the_servers() -> None:
+    """The SDK's copy of the signing rules agrees with the server's on awkward input."""
+    cases = [
+        ("post", "/api/v1/credit-balance", 1, b'{"amount":"1.00"}'),
+        ("GET", "/p", "1706802000", "b=2&a=1&\u00e9=\u00f1"),
+        ("DELETE", "/x y", -5, b""),
+    ]
+    for method, path, stamp, payload in cases:
+        assert sdk_signing.sign("k", method, path, stamp, payload) == server_signing.sign(
+            "k", method, path, stamp, payload
         )
-    assert set(shared.__all__) <= set(dir(shared))
-    with pytest.raises(AttributeError):
-        _ = shared.no_such_name  # type: ignore[attr-defined]
+    pairs = [("b", "2"), ("a", "1"), ("a", "0"), ("\u00e9", "x")]
+    assert sdk_signing.canonical_query(pairs) == server_signing.canonical_query(pairs)
+    assert sdk_signing.SIGNATURE_WINDOW_SECONDS == server_signing.SIGNATURE_WINDOW_SECONDS

@@ -13,19 +13,21 @@ from typing import Any
 
 import pytest
 import redis as redis_py
-
-from shared.embedded import EmbeddedRedis
-from shared.sdk import (
+from partner_sdk import (
     AuthenticationError,
     ConflictError,
     InsufficientBalanceError,
     K2Client,
     NotFoundError,
+    Retry,
     SabongClient,
+    TransportError,
     ValidationError,
 )
-from shared.sdk.jwt_payload import token_expiry, unverified_claims
-from shared.sdk.transport import Transport
+from partner_sdk.jwt_payload import token_expiry, unverified_claims
+from partner_sdk.transport import Transport
+
+from shared.embedded import EmbeddedRedis
 from tests.live_services import (
     Platform,
     create_k2_client,
@@ -34,6 +36,7 @@ from tests.live_services import (
     services_importable,
 )
 from tests.sabong.conftest import reconcile_exit, seed_user
+from tests.sdk.wire import lossy_relay, wire_server
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -254,4 +257,31 @@ def test_sabong_wallet_credit_debit_balance_and_every_transaction(
     assert [t["description"] for t in debits] == ["bet"]
     with pytest.raises(NotFoundError):
         client.get_balance("NOBODY")
+    assert reconcile_exit(database_url) == (0, "")
+
+
+def test_a_money_call_whose_answer_is_lost(platform: Platform, db: Any, database_url: str) -> None:
+    """Applied on the server, answer lost on the way back: with a reference the SDK retries,
+    re-signed, and the server applies it once; without one it must not retry."""
+    seed_user(db, "SDK_LOST")
+    fast = Retry(total=2, backoff=0.05)
+    with wire_server(lossy_relay(platform.sabong_url, lose=1)) as relay:
+        client = SabongClient(relay.url, platform.sabong_secret, timeout=10, retry=fast)
+        posted = client.credit("SDK_LOST", "12.34", reference="lost-answer-1")
+    assert posted["balance"] == Decimal("12.34")
+    first, second = relay.seen
+    assert first.body == second.body
+    assert first.headers["x-signature"] != second.headers["x-signature"]
+    with wire_server(lossy_relay(platform.sabong_url, lose=1)) as relay:
+        client = SabongClient(relay.url, platform.sabong_secret, timeout=10, retry=fast)
+        with pytest.raises(TransportError):
+            client.credit("SDK_LOST", "1.00")
+    assert len(relay.seen) == 1
+    direct = SabongClient(platform.sabong_url, platform.sabong_secret, timeout=10)
+    history = list(direct.transactions("SDK_LOST"))
+    # The lost unreferenced credit WAS applied: why a retry of it would have been wrong.
+    assert [(t["amount"], t["referenceId"]) for t in history] == [
+        ("12.34", "lost-answer-1"),
+        ("1.00", None),
+    ]
     assert reconcile_exit(database_url) == (0, "")

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any
 
+from .connections import Timeout
 from .errors import ApiError
 from .jwt_payload import token_expiry, token_lifetime
-from .transport import DEFAULT_TIMEOUT, Response, Transport, dump_json
+from .transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, Response, Retry, Transport, dump_json
 
 LOGIN_PATH = "/api/auth/login"
 SERVICE_ID_PATH = "/api/clients/generate-service-id"
 API_KEY_PATH = "/api/clients/generate-api-key"
 ME_PATH = "/api/clients/me"
 REVOKE_PATH = "/api/clients/revoke-service-id"
+# Every (method, path) this client calls; a test checks each against shared/openapi.json.
+ENDPOINTS = (
+    ("POST", LOGIN_PATH),
+    ("POST", SERVICE_ID_PATH),
+    ("POST", API_KEY_PATH),
+    ("GET", ME_PATH),
+    ("POST", REVOKE_PATH),
+)
 
 # The seed's advice: regenerate the Service ID 5 minutes before it expires.
 REFRESH_MARGIN_SECONDS = 300.0
@@ -55,12 +66,14 @@ class K2Client:
         base_url: str,
         username: str,
         password: str,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | Timeout = DEFAULT_TIMEOUT,
         *,
         clock: Clock = time.time,
         refresh_margin: float = REFRESH_MARGIN_SECONDS,
+        retry: Retry = DEFAULT_RETRY,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._transport = Transport(base_url, timeout)
+        self._transport = Transport(base_url, timeout, retry=retry, ssl_context=ssl_context)
         self._username = username
         self._password = password
         self._clock = clock
@@ -73,6 +86,21 @@ class K2Client:
 
     def __repr__(self) -> str:
         return f"K2Client(username={self._username!r})"
+
+    def __enter__(self) -> K2Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the idle keep-alive connections (the client stays usable)."""
+        self._transport.close()
 
     # -- public calls -------------------------------------------------------------------
 

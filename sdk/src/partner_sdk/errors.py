@@ -5,19 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.exceptions import PlatformError
 
-
-class SdkError(PlatformError):
-    """Base of every error the partner SDK raises."""
+class SdkError(Exception):
+    """Base of every error the partner SDK raises; `message` is the human-readable text."""
 
     message = "SDK error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message is not None:
+            self.message = message
 
 
 class TransportError(SdkError):
     """The request got no HTTP answer: refused, reset, timed out, TLS or protocol failure."""
 
     message = "Transport error"
+
+
+class RequestTimeout(TransportError):
+    """Connecting, or waiting for the answer, took longer than the configured timeout."""
+
+    message = "Request timed out"
 
 
 class ApiError(SdkError):

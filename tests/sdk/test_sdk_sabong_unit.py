@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-
-from shared.exceptions import SignatureRejected
-from shared.sdk import (
+from partner_sdk import (
     AuthenticationError,
     ConflictError,
     InsufficientBalanceError,
@@ -19,6 +17,8 @@ from shared.sdk import (
     SabongClient,
     ValidationError,
 )
+
+from shared.exceptions import SignatureRejected
 from shared.signing import canonical_query, verify
 from tests.live_services import Recorded, Reply, ScriptedServer, json_reply, scripted_server
 
