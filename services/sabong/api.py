@@ -3,7 +3,8 @@ response models, examples and security (scripts/openapi.py turns this into the d
 
 from __future__ import annotations
 
-from shared.apidoc import Api, Operation, reply
+from shared.apidoc import RETRY_AFTER, Api, Operation, reply
+from shared.exceptions import SignatureRejected
 from shared.responses import sabong_body
 
 from .models import (
@@ -23,6 +24,68 @@ from .models import (
     WalletMoneyRequest,
     WalletTransactionsResponse,
 )
+
+# Every signed endpoint's 401.
+SIGNATURE_REFUSED = reply(
+    (
+        "The signature was refused: headers missing or empty, timestamp not an "
+        "integer or outside the 300 s window (`Missing required signature "
+        "headers or secret`), no secret matches (`Invalid signature`), or the "
+        "same signature was already accepted (`Duplicate request signature`). "
+        "`X-Auth-Error` says which."
+    ),
+    SabongError,
+    examples={
+        "mismatch": (
+            "Invalid signature",
+            sabong_body("error", "Invalid signature", None),
+        ),
+        "expired": (
+            "Missing required signature headers or secret",
+            sabong_body("error", "Missing required signature headers or secret", None),
+        ),
+        "replayed": (
+            "Duplicate request signature",
+            sabong_body("error", "Duplicate request signature", None),
+        ),
+    },
+    headers={
+        "X-Auth-Error": {
+            "description": (
+                "Why the signature was refused, for debugging the partner's signing: "
+                "`missing_headers`, `timestamp_invalid`, `timestamp_expired`, "
+                "`signature_mismatch` or `replayed`. The body stays generic."
+            ),
+            "schema": {
+                "type": "string",
+                "enum": list(SignatureRejected.REASONS),
+            },
+        }
+    },
+)
+
+# The two headers of a signed request (see "Sabong request signing" in the document).
+SIGNATURE_HEADERS = [
+    {
+        "name": "x-signature",
+        "in": "header",
+        "required": True,
+        "description": (
+            "Lowercase hex HMAC-SHA256 of `METHOD + PATH + TIMESTAMP + PAYLOAD` "
+            "with your client secret (see *Sabong request signing* above); for GET "
+            "the payload is the query sorted by key."
+        ),
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "x-timestamp",
+        "in": "header",
+        "required": True,
+        "description": ("Unix time in seconds; must be within 300 s of the server's clock."),
+        "schema": {"type": "string"},
+        "example": "1706802000",
+    },
+]
 
 OPERATIONS = [
     Operation(
@@ -98,49 +161,7 @@ OPERATIONS = [
                     }
                 },
             },
-            401: reply(
-                (
-                    "The signature was refused: headers missing or empty, timestamp not an "
-                    "integer or outside the 300 s window (`Missing required signature "
-                    "headers or secret`), no secret matches (`Invalid signature`), or the "
-                    "same signature was already accepted (`Duplicate request signature`). "
-                    "`X-Auth-Error` says which."
-                ),
-                SabongError,
-                examples={
-                    "mismatch": (
-                        "Invalid signature",
-                        sabong_body("error", "Invalid signature", None),
-                    ),
-                    "expired": (
-                        "Missing required signature headers or secret",
-                        sabong_body("error", "Missing required signature headers or secret", None),
-                    ),
-                    "replayed": (
-                        "Duplicate request signature",
-                        sabong_body("error", "Duplicate request signature", None),
-                    ),
-                },
-                headers={
-                    "X-Auth-Error": {
-                        "description": (
-                            "Why the signature was refused, for debugging the partner's signing: "
-                            "`missing_headers`, `timestamp_invalid`, `timestamp_expired`, "
-                            "`signature_mismatch` or `replayed`. The body stays generic."
-                        ),
-                        "schema": {
-                            "type": "string",
-                            "enum": [
-                                "missing_headers",
-                                "timestamp_invalid",
-                                "timestamp_expired",
-                                "signature_mismatch",
-                                "replayed",
-                            ],
-                        },
-                    }
-                },
-            ),
+            401: SIGNATURE_REFUSED,
             500: reply(
                 ("The store (Redis) cannot be reached. Nothing was issued; retry."),
                 SabongError,
@@ -173,29 +194,7 @@ OPERATIONS = [
             "**Signed request** (see *Sabong request signing*)."
         ),
         query=BalanceQuery,
-        parameters=[
-            {
-                "name": "x-signature",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Lowercase hex HMAC-SHA256 of `METHOD + PATH + TIMESTAMP + PAYLOAD` "
-                    "with your client secret (see *Sabong request signing* above); for GET "
-                    "the payload is the query sorted by key."
-                ),
-                "schema": {"type": "string"},
-            },
-            {
-                "name": "x-timestamp",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Unix time in seconds; must be within 300 s of the server's clock."
-                ),
-                "schema": {"type": "string"},
-                "example": "1706802000",
-            },
-        ],
+        parameters=SIGNATURE_HEADERS,
         responses={
             200: reply("The balance.", WalletBalanceResponse),
             400: reply(
@@ -229,49 +228,7 @@ OPERATIONS = [
                     )
                 },
             ),
-            401: reply(
-                (
-                    "The signature was refused: headers missing or empty, timestamp not an "
-                    "integer or outside the 300 s window (`Missing required signature "
-                    "headers or secret`), no secret matches (`Invalid signature`), or the "
-                    "same signature was already accepted (`Duplicate request signature`). "
-                    "`X-Auth-Error` says which."
-                ),
-                SabongError,
-                examples={
-                    "mismatch": (
-                        "Invalid signature",
-                        sabong_body("error", "Invalid signature", None),
-                    ),
-                    "expired": (
-                        "Missing required signature headers or secret",
-                        sabong_body("error", "Missing required signature headers or secret", None),
-                    ),
-                    "replayed": (
-                        "Duplicate request signature",
-                        sabong_body("error", "Duplicate request signature", None),
-                    ),
-                },
-                headers={
-                    "X-Auth-Error": {
-                        "description": (
-                            "Why the signature was refused, for debugging the partner's signing: "
-                            "`missing_headers`, `timestamp_invalid`, `timestamp_expired`, "
-                            "`signature_mismatch` or `replayed`. The body stays generic."
-                        ),
-                        "schema": {
-                            "type": "string",
-                            "enum": [
-                                "missing_headers",
-                                "timestamp_invalid",
-                                "timestamp_expired",
-                                "signature_mismatch",
-                                "replayed",
-                            ],
-                        },
-                    }
-                },
-            ),
+            401: SIGNATURE_REFUSED,
             413: "SabongPayloadTooLarge",
             429: "SabongTooManyRequests",
             502: "SabongBadGateway",
@@ -291,29 +248,7 @@ OPERATIONS = [
             "**Signed request** (see *Sabong request signing*)."
         ),
         request=WalletMoneyRequest,
-        parameters=[
-            {
-                "name": "x-signature",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Lowercase hex HMAC-SHA256 of `METHOD + PATH + TIMESTAMP + PAYLOAD` "
-                    "with your client secret (see *Sabong request signing* above); for GET "
-                    "the payload is the query sorted by key."
-                ),
-                "schema": {"type": "string"},
-            },
-            {
-                "name": "x-timestamp",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Unix time in seconds; must be within 300 s of the server's clock."
-                ),
-                "schema": {"type": "string"},
-                "example": "1706802000",
-            },
-        ],
+        parameters=SIGNATURE_HEADERS,
         responses={
             200: reply(
                 ("Applied and committed (or, with `Idempotent-Replayed: true`, applied earlier)."),
@@ -380,49 +315,7 @@ OPERATIONS = [
                     )
                 },
             ),
-            401: reply(
-                (
-                    "The signature was refused: headers missing or empty, timestamp not an "
-                    "integer or outside the 300 s window (`Missing required signature "
-                    "headers or secret`), no secret matches (`Invalid signature`), or the "
-                    "same signature was already accepted (`Duplicate request signature`). "
-                    "`X-Auth-Error` says which."
-                ),
-                SabongError,
-                examples={
-                    "mismatch": (
-                        "Invalid signature",
-                        sabong_body("error", "Invalid signature", None),
-                    ),
-                    "expired": (
-                        "Missing required signature headers or secret",
-                        sabong_body("error", "Missing required signature headers or secret", None),
-                    ),
-                    "replayed": (
-                        "Duplicate request signature",
-                        sabong_body("error", "Duplicate request signature", None),
-                    ),
-                },
-                headers={
-                    "X-Auth-Error": {
-                        "description": (
-                            "Why the signature was refused, for debugging the partner's signing: "
-                            "`missing_headers`, `timestamp_invalid`, `timestamp_expired`, "
-                            "`signature_mismatch` or `replayed`. The body stays generic."
-                        ),
-                        "schema": {
-                            "type": "string",
-                            "enum": [
-                                "missing_headers",
-                                "timestamp_invalid",
-                                "timestamp_expired",
-                                "signature_mismatch",
-                                "replayed",
-                            ],
-                        },
-                    }
-                },
-            ),
+            401: SIGNATURE_REFUSED,
             413: "SabongPayloadTooLarge",
             429: "SabongTooManyRequests",
             502: "SabongBadGateway",
@@ -442,29 +335,7 @@ OPERATIONS = [
             "**Signed request** (see *Sabong request signing*)."
         ),
         request=WalletMoneyRequest,
-        parameters=[
-            {
-                "name": "x-signature",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Lowercase hex HMAC-SHA256 of `METHOD + PATH + TIMESTAMP + PAYLOAD` "
-                    "with your client secret (see *Sabong request signing* above); for GET "
-                    "the payload is the query sorted by key."
-                ),
-                "schema": {"type": "string"},
-            },
-            {
-                "name": "x-timestamp",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Unix time in seconds; must be within 300 s of the server's clock."
-                ),
-                "schema": {"type": "string"},
-                "example": "1706802000",
-            },
-        ],
+        parameters=SIGNATURE_HEADERS,
         responses={
             200: reply(
                 ("Applied and committed (or, with `Idempotent-Replayed: true`, applied earlier)."),
@@ -547,49 +418,7 @@ OPERATIONS = [
                     )
                 },
             ),
-            401: reply(
-                (
-                    "The signature was refused: headers missing or empty, timestamp not an "
-                    "integer or outside the 300 s window (`Missing required signature "
-                    "headers or secret`), no secret matches (`Invalid signature`), or the "
-                    "same signature was already accepted (`Duplicate request signature`). "
-                    "`X-Auth-Error` says which."
-                ),
-                SabongError,
-                examples={
-                    "mismatch": (
-                        "Invalid signature",
-                        sabong_body("error", "Invalid signature", None),
-                    ),
-                    "expired": (
-                        "Missing required signature headers or secret",
-                        sabong_body("error", "Missing required signature headers or secret", None),
-                    ),
-                    "replayed": (
-                        "Duplicate request signature",
-                        sabong_body("error", "Duplicate request signature", None),
-                    ),
-                },
-                headers={
-                    "X-Auth-Error": {
-                        "description": (
-                            "Why the signature was refused, for debugging the partner's signing: "
-                            "`missing_headers`, `timestamp_invalid`, `timestamp_expired`, "
-                            "`signature_mismatch` or `replayed`. The body stays generic."
-                        ),
-                        "schema": {
-                            "type": "string",
-                            "enum": [
-                                "missing_headers",
-                                "timestamp_invalid",
-                                "timestamp_expired",
-                                "signature_mismatch",
-                                "replayed",
-                            ],
-                        },
-                    }
-                },
-            ),
+            401: SIGNATURE_REFUSED,
             413: "SabongPayloadTooLarge",
             429: "SabongTooManyRequests",
             502: "SabongBadGateway",
@@ -609,29 +438,7 @@ OPERATIONS = [
             "**Signed request** (see *Sabong request signing*)."
         ),
         query=TransactionsQuery,
-        parameters=[
-            {
-                "name": "x-signature",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Lowercase hex HMAC-SHA256 of `METHOD + PATH + TIMESTAMP + PAYLOAD` "
-                    "with your client secret (see *Sabong request signing* above); for GET "
-                    "the payload is the query sorted by key."
-                ),
-                "schema": {"type": "string"},
-            },
-            {
-                "name": "x-timestamp",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Unix time in seconds; must be within 300 s of the server's clock."
-                ),
-                "schema": {"type": "string"},
-                "example": "1706802000",
-            },
-        ],
+        parameters=SIGNATURE_HEADERS,
         responses={
             200: reply("One page.", WalletTransactionsResponse),
             400: reply(
@@ -672,49 +479,7 @@ OPERATIONS = [
                     )
                 },
             ),
-            401: reply(
-                (
-                    "The signature was refused: headers missing or empty, timestamp not an "
-                    "integer or outside the 300 s window (`Missing required signature "
-                    "headers or secret`), no secret matches (`Invalid signature`), or the "
-                    "same signature was already accepted (`Duplicate request signature`). "
-                    "`X-Auth-Error` says which."
-                ),
-                SabongError,
-                examples={
-                    "mismatch": (
-                        "Invalid signature",
-                        sabong_body("error", "Invalid signature", None),
-                    ),
-                    "expired": (
-                        "Missing required signature headers or secret",
-                        sabong_body("error", "Missing required signature headers or secret", None),
-                    ),
-                    "replayed": (
-                        "Duplicate request signature",
-                        sabong_body("error", "Duplicate request signature", None),
-                    ),
-                },
-                headers={
-                    "X-Auth-Error": {
-                        "description": (
-                            "Why the signature was refused, for debugging the partner's signing: "
-                            "`missing_headers`, `timestamp_invalid`, `timestamp_expired`, "
-                            "`signature_mismatch` or `replayed`. The body stays generic."
-                        ),
-                        "schema": {
-                            "type": "string",
-                            "enum": [
-                                "missing_headers",
-                                "timestamp_invalid",
-                                "timestamp_expired",
-                                "signature_mismatch",
-                                "replayed",
-                            ],
-                        },
-                    }
-                },
-            ),
+            401: SIGNATURE_REFUSED,
             413: "SabongPayloadTooLarge",
             429: "SabongTooManyRequests",
             502: "SabongBadGateway",
@@ -758,12 +523,7 @@ OPERATIONS = [
                         ),
                     )
                 },
-                headers={
-                    "Retry-After": {
-                        "description": "Whole seconds to wait before retrying.",
-                        "schema": {"type": "integer", "minimum": 0},
-                    }
-                },
+                headers={"Retry-After": RETRY_AFTER},
             ),
             413: "SabongPayloadTooLarge",
             429: "SabongTooManyRequests",
@@ -1005,12 +765,7 @@ RESPONSES = {
         ("Rate limit reached (gateway, per client address); retry after `Retry-After` seconds."),
         SabongError,
         example=sabong_body("error", "Too many requests", None),
-        headers={
-            "Retry-After": {
-                "description": "Whole seconds to wait before retrying.",
-                "schema": {"type": "integer", "minimum": 0},
-            }
-        },
+        headers={"Retry-After": RETRY_AFTER},
     ),
     "SabongBadGateway": reply(
         ("No replica of the service could be reached (made by the gateway)."),
@@ -1046,12 +801,7 @@ RESPONSES = {
                 "example": "<!doctype html>… <h1>Temporarily unavailable</h1> …",
             }
         },
-        "headers": {
-            "Retry-After": {
-                "description": "Whole seconds to wait before retrying.",
-                "schema": {"type": "integer", "minimum": 0},
-            }
-        },
+        "headers": {"Retry-After": RETRY_AFTER},
     },
 }
 

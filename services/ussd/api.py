@@ -3,7 +3,7 @@ response models, examples and security (scripts/openapi.py turns this into the d
 
 from __future__ import annotations
 
-from shared.apidoc import Api, Operation, reply
+from shared.apidoc import RETRY_AFTER, Api, Operation, reply
 from shared.responses import k2_body
 
 from .models import (
@@ -358,12 +358,7 @@ RESPONSES = {
         ("Rate limit reached (gateway, per client address); retry after `Retry-After` seconds."),
         K2Error,
         example=k2_body(429, "Too many requests", None),
-        headers={
-            "Retry-After": {
-                "description": "Whole seconds to wait before retrying.",
-                "schema": {"type": "integer", "minimum": 0},
-            }
-        },
+        headers={"Retry-After": RETRY_AFTER},
     ),
     "K2BadGateway": reply(
         ("No replica of the service could be reached (made by the gateway)."),
