@@ -43,7 +43,8 @@ def example(value: Any) -> ConfigDict:
 
 # -- requests ----------------------------------------------------------------------------
 
-ClientId = Annotated[str, Field(min_length=1, max_length=255), RequiredString()]
+MAX_CLIENT_ID_CHARS = 255
+ClientId = Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_ID_CHARS), RequiredString()]
 
 
 class GenerateAuthTokenRequest(BaseModel):

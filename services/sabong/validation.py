@@ -21,12 +21,9 @@ from .models import (
     TransactionType,
     WalletMoneyRequest,
 )
-from .rules import REQUIRED, is_missing, optional_value, parse_iso_date
-
-__all__ = ["is_missing"]
+from .rules import REQUIRED, optional_value, parse_iso_date
 
 M = TypeVar("M", bound=BaseModel)
-MAX_CLIENT_ID_CHARS = 255
 
 
 def validated(model: type[M], fields: dict[str, Any]) -> M:

@@ -10,9 +10,7 @@ from shared.exceptions import BadRequest
 from shared.web import is_unicode_text
 
 from .exceptions import ServiceIdRequired
-from .models import MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, K2ApiKeyRequest, K2LoginRequest
-
-__all__ = ["MAX_PASSWORD_CHARS", "MAX_USERNAME_CHARS", "bounded_text", "login_fields"]
+from .models import K2ApiKeyRequest, K2LoginRequest
 
 # A service_id that is absent, not a string or empty is "required"; any other failure
 # (too long, not Unicode) is a plain bad request.
