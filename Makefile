@@ -43,3 +43,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# The OpenAPI document is generated from the models and endpoint tables (services/*/models.py,
+# services/*/api.py); `make test` fails while the committed shared/openapi.json is stale.
+.PHONY: openapi
+openapi: $(STAMP)
+	$(PY) -m scripts.openapi

@@ -93,6 +93,27 @@ def parse_json_object(data: bytes, exact: bool = False) -> dict[str, Any]:
     return value
 
 
+def json_object_body() -> dict[str, Any]:
+    """The request body as a JSON object; an empty body is `{}`. A body that is sent must
+    be declared `application/json` (UTF-8) and be a JSON object, else BadRequest."""
+    data = raw_body()
+    if not data:
+        return {}
+    if request.mimetype != JSON_MIMETYPE:
+        raise BadRequest()
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise BadRequest()
+    return parse_json_object(data)
+
+
+def ensure_empty_or_json() -> None:
+    """For endpoints that take no body: one that is sent anyway must still be valid JSON."""
+    data = raw_body()
+    if data:
+        parse_json(data)
+
+
 def is_unicode_text(text: str) -> bool:
     """Whether `text` holds only Unicode scalar values (no lone surrogates)."""
     try:

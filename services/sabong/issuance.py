@@ -30,9 +30,11 @@ from typing import Any
 from shared.exceptions import BadRequest
 from shared.web import parse_json_object
 
+from .models import MAX_CLIENT_ID_CHARS
+from .rules import is_missing
 from .store import SabongStore
 from .users import Issuance, IssueResult, SabongUsers, upsert_user
-from .validation import TokenRequest, is_missing, validate_token_request
+from .validation import TokenRequest, validate_token_request
 
 TOKEN_LENGTH = 64
 TOKEN_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -147,6 +149,6 @@ def replay_client_id(body: bytes) -> str | None:
         value = parse_json_object(body).get("clientId")
     except BadRequest:
         return None
-    if isinstance(value, str) and not is_missing(value) and len(value) <= 255:
+    if isinstance(value, str) and not is_missing(value) and len(value) <= MAX_CLIENT_ID_CHARS:
         return value
     return None

@@ -20,11 +20,11 @@ from .ledger import (
     iso_millis,
     utc_datetime,
 )
+from .models import MAX_CLIENT_ID_CHARS
+from .rules import is_missing
 from .runtime import Runtime
 from .validation import (
-    MAX_CLIENT_ID_CHARS,
     HistoryQuery,
-    is_missing,
     validate_client_id,
     validate_history_query,
     validate_money_request,

@@ -16,9 +16,10 @@ from typing import Any
 
 from .account_store import iso_utc
 from .exceptions import ClientNotFound, InvalidAccountField, UsernameTaken
+from .models import MAX_PASSWORD_CHARS
 from .passwords import hash_password
 from .runtime import Runtime
-from .validation import MAX_PASSWORD_CHARS, bounded_text
+from .validation import bounded_text
 
 USERNAME = re.compile(r"[\w.@+-]{1,100}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}")

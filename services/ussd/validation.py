@@ -1,64 +1,43 @@
-"""Reading request bodies: strict JSON, bounded string fields, the K2 400 messages."""
+"""Validating K2 request bodies through the models in models.py, with the K2 400s."""
 
 from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-from flask import request
+from pydantic import ValidationError
 
 from shared.exceptions import BadRequest
-from shared.web import is_unicode_text, parse_json, parse_json_object, raw_body
+from shared.web import is_unicode_text
 
-from .credentials import MAX_TOKEN_CHARS
 from .exceptions import ServiceIdRequired
+from .models import K2ApiKeyRequest, K2LoginRequest
 
-MAX_USERNAME_CHARS = 100
-MAX_PASSWORD_CHARS = 1024
-
-
-def json_object_body() -> dict[str, Any]:
-    """The body as a JSON object; an empty body is `{}`. Wrong type or syntax: BadRequest."""
-    data = raw_body()
-    if not data:
-        return {}
-    if request.mimetype != "application/json":
-        raise BadRequest()
-    charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if charset not in ("utf-8", "utf8"):
-        raise BadRequest()
-    return parse_json_object(data)
-
-
-def ensure_empty_or_json() -> None:
-    """generate-service-id needs no body, but one that is sent must be valid JSON."""
-    data = raw_body()
-    if not data:
-        return
-    parse_json(data)
+# A service_id that is absent, not a string or empty is "required"; any other failure
+# (too long, not Unicode) is a plain bad request.
+SERVICE_ID_REQUIRED = {"missing", "string_type", "string_too_short"}
 
 
 def login_fields(body: dict[str, Any]) -> tuple[str, str]:
     """`username` and `password`: present, non-empty, bounded strings, else BadRequest."""
-    username, password = body.get("username"), body.get("password")
-    if not bounded_text(username, MAX_USERNAME_CHARS):
-        raise BadRequest()
-    if not bounded_text(password, MAX_PASSWORD_CHARS):
-        raise BadRequest()
-    return username, password
+    try:
+        fields = K2LoginRequest.model_validate(body)
+    except ValidationError:
+        raise BadRequest() from None
+    return fields.username, fields.password
 
 
 def service_id_field(body: dict[str, Any]) -> str:
     """`service_id`: a non-empty string (else ServiceIdRequired) of sane length."""
-    value = body.get("service_id")
-    if not isinstance(value, str) or not value:
-        raise ServiceIdRequired()
-    if not bounded_text(value, MAX_TOKEN_CHARS):
-        raise BadRequest()
-    return value
+    try:
+        return K2ApiKeyRequest.model_validate(body).service_id
+    except ValidationError as failed:
+        if failed.errors()[0]["type"] in SERVICE_ID_REQUIRED:
+            raise ServiceIdRequired() from None
+        raise BadRequest() from None
 
 
 def bounded_text(value: object, max_chars: int) -> TypeGuard[str]:
     """A non-empty string of at most `max_chars` that is valid Unicode (no lone surrogates)."""
     if not isinstance(value, str) or not 0 < len(value) <= max_chars:
         return False
-    return is_unicode_text(value)  # parse_json refuses lone surrogates too; belt and braces
+    return is_unicode_text(value)

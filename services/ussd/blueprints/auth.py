@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from shared.responses import k2_body
-from shared.web import json_response
+from shared.web import json_object_body, json_response
 
 from ..login import login
 from ..runtime import runtime
-from ..validation import json_object_body, login_fields
+from ..validation import login_fields
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 

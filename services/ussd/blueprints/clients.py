@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from shared.responses import k2_body
-from shared.web import json_response
+from shared.web import ensure_empty_or_json, json_object_body, json_response
 
 from .. import service_ids
 from ..credentials import login_claims
 from ..runtime import runtime
-from ..validation import ensure_empty_or_json, json_object_body, service_id_field
+from ..validation import service_id_field
 from .auth import NO_STORE
 
 bp = Blueprint("clients", __name__, url_prefix="/api/clients")
