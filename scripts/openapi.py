@@ -78,7 +78,8 @@ Python:
     signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
     # send exactly `body`, with headers x-signature: signature, x-timestamp: timestamp
 
-The Python SDK (`shared.sdk.SabongClient`, `shared.sdk.generate_signature`) does this for you.
+The Python SDK (`pip install ./sdk`: `partner_sdk.SabongClient`, `partner_sdk.generate_signature`) does
+this for you.
 """  # noqa: E501 - markdown lines as partners read them
 
 HEALTH_TAG = "Liveness and readiness of the gateway and each service."
