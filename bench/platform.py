@@ -199,10 +199,12 @@ class Platform:
         return self
 
     def stop(self) -> None:
-        """Stop the reference app, the gateway, then the services, then the stores; nothing
-        is left behind."""
-        reference = [child for child in self.children if child.name == REFERENCE]
-        stop_stage(reference, self._stop_flag, STOP_GRACE_SECONDS)
+        """Stop the reference app and the rate-limited gateways, the gateway, then the
+        services, then the stores; nothing is left behind."""
+        # scripts.run.stop_all knows only serve.py's components: the others stop first.
+        extra = (REFERENCE, *RATE_LIMITED_GATEWAYS)
+        first = [child for child in self.children if child.name in extra]
+        stop_stage(first, self._stop_flag, STOP_GRACE_SECONDS)
         stop_all(self.children, self._stop_flag, STOP_GRACE_SECONDS)
         shutil.rmtree(self.postgres_dir, ignore_errors=True)
 
