@@ -217,7 +217,8 @@ def flat_out_table(bench: Bench, endpoints: list[Endpoint], gateway: bool) -> No
     for endpoint in endpoints:
         if endpoint is REFERENCE:
             continue
-        bench.flat_out(endpoint, DIRECT)
+        if endpoint.direct:
+            bench.flat_out(endpoint, DIRECT)
         if gateway and endpoint.through_gateway:
             bench.flat_out(endpoint, GATEWAY)
     bench.flat_out(REFERENCE, DIRECT)

@@ -35,6 +35,8 @@ class Endpoint:
     kind: str = "static"
     healthz_of: str | None = None  # the /healthz row its direct ratio is measured against
     through_gateway: bool = True
+    direct: bool = True  # measured directly too (False: only through `gateway`)
+    gateway: str = "gateway"  # the gateway component its gateway row goes through
 
 
 # The bare Flask app every service's CPU per request is compared with (SPEC section 6).
@@ -54,6 +56,25 @@ GENERATE_SERVICE_ID = Endpoint(
     healthz_of=HEALTHZ_USSD.name,
 )
 CLIENTS_ME = Endpoint("clients/me", "ussd", "GET", "/api/clients/me", healthz_of=HEALTHZ_USSD.name)
+# /api/clients/me through a gateway with rate limiting on, per Redis client of
+# gateway/ratelimit.py (bench/platform.py RATE_LIMITED_GATEWAYS): `srv us` against the
+# clients/me gateway row (rate limiting off) is what the check costs.
+CLIENTS_ME_RATE_LIMITED_FAST = Endpoint(
+    "clients/me rl fast",
+    "ussd",
+    "GET",
+    CLIENTS_ME.path,
+    direct=False,
+    gateway="gateway-limited-fastredis",
+)
+CLIENTS_ME_RATE_LIMITED_ASYNCIO = Endpoint(
+    "clients/me rl aio",
+    "ussd",
+    "GET",
+    CLIENTS_ME.path,
+    direct=False,
+    gateway="gateway-limited-asyncio",
+)
 LOGIN = Endpoint("login", "ussd", "POST", "/api/auth/login", healthz_of=HEALTHZ_USSD.name)
 LOGIN_LINK = Endpoint(
     "login-link POST", "sabong", "POST", "/login/<token>", "login_link", HEALTHZ_SABONG.name
@@ -76,6 +97,8 @@ ALL = (
     GENERATE_AUTH_TOKEN,
     GENERATE_SERVICE_ID,
     CLIENTS_ME,
+    CLIENTS_ME_RATE_LIMITED_FAST,
+    CLIENTS_ME_RATE_LIMITED_ASYNCIO,
     LOGIN,
     LOGIN_LINK,
     GET_BALANCE,
@@ -121,7 +144,7 @@ class RequestFactory:
         if endpoint is GENERATE_SERVICE_ID:
             headers = {"Authorization": f"Bearer {self.k2.login_jwt}"}
             return render_request("POST", endpoint.path, host, headers)
-        if endpoint is CLIENTS_ME:
+        if endpoint.path == CLIENTS_ME.path:
             headers = {"Authorization": f"Bearer {self.k2.service_id}"}
             return render_request("GET", endpoint.path, host, headers)
         if endpoint is LOGIN:

@@ -32,6 +32,16 @@ REFERENCE_APP = "bench.reference_app:app"
 REFERENCE_WORKERS = {"USSD_WORKERS": "2", "USSD_THREADS": "16"}
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
+# Gateways with rate limiting on, one per Redis client of gateway/ratelimit.py: the main
+# gateway runs with it off (it would refuse most of the load), so these rows price the
+# check itself. Their limit is never reached: every request pays one Redis round trip and
+# none is refused. A REDIS_URL with a query string is one gateway.fastredis does not
+# speak, so that gateway takes the redis.asyncio path.
+RATE_LIMITED_GATEWAYS = {
+    "gateway-limited-fastredis": "",
+    "gateway-limited-asyncio": "?protocol=2",
+}
+UNREACHED_RATE_LIMIT = "1000000000"  # requests per minute per client address
 
 
 def bench_secrets() -> dict[str, str]:
@@ -58,7 +68,8 @@ class Platform:
         self.postgres_dir = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
         self.postgres_dir.chmod(0o711)
         self.postgres = EmbeddedPostgres(self.postgres_dir / "pg", host=HOST)
-        self.ports = {component: free_port(HOST) for component in (*serve.COMPONENTS, REFERENCE)}
+        components = (*serve.COMPONENTS, REFERENCE, *RATE_LIMITED_GATEWAYS)
+        self.ports = {component: free_port(HOST) for component in components}
         self.secrets = bench_secrets()
         dotenv = workdir / "bench.env"
         dotenv.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +119,20 @@ class Platform:
     def commands(self) -> dict[str, list[str]]:
         """The server command line of every component, as started."""
         found = {component: self.command(component) for component in serve.COMPONENTS}
-        return {**found, REFERENCE: self.reference_command()}
+        limited = {name: serve.command("gateway", self.limited_settings(name))
+                   for name in RATE_LIMITED_GATEWAYS}  # fmt: skip
+        return {**found, REFERENCE: self.reference_command(), **limited}
+
+    def limited_values(self, name: str) -> dict[str, str]:
+        """What a rate-limited gateway (RATE_LIMITED_GATEWAYS) reads over our values."""
+        return {
+            "GATEWAY_PORT": str(self.ports[name]),
+            "GATEWAY_RATE_LIMIT": UNREACHED_RATE_LIMIT,
+            "REDIS_URL": self.redis.url + RATE_LIMITED_GATEWAYS[name],
+        }
+
+    def limited_settings(self, name: str) -> Settings:
+        return Settings({**os.environ, **self.values, **self.limited_values(name)})
 
     def reference_command(self) -> list[str]:
         """The services' gunicorn command line serving the reference app (gthread 2x16)."""
@@ -145,6 +169,19 @@ class Platform:
                     f"{self.url(component)}/readyz",
                 )
             )
+        for name in RATE_LIMITED_GATEWAYS:
+            limited = self.limited_settings(name)
+            extra = serve.environment("gateway", limited)
+            serve.prepare(extra)
+            self.children.append(
+                Child(
+                    name,
+                    serve.command("gateway", limited),
+                    {**env, **self.limited_values(name), **extra},
+                    self.workdir / "log" / f"{name}.log",
+                    f"{self.url(name)}/readyz",
+                )
+            )
         self.children.append(
             Child(
                 REFERENCE,
@@ -162,10 +199,12 @@ class Platform:
         return self
 
     def stop(self) -> None:
-        """Stop the reference app, the gateway, then the services, then the stores; nothing
-        is left behind."""
-        reference = [child for child in self.children if child.name == REFERENCE]
-        stop_stage(reference, self._stop_flag, STOP_GRACE_SECONDS)
+        """Stop the reference app and the rate-limited gateways, the gateway, then the
+        services, then the stores; nothing is left behind."""
+        # scripts.run.stop_all knows only serve.py's components: the others stop first.
+        extra = (REFERENCE, *RATE_LIMITED_GATEWAYS)
+        first = [child for child in self.children if child.name in extra]
+        stop_stage(first, self._stop_flag, STOP_GRACE_SECONDS)
         stop_all(self.children, self._stop_flag, STOP_GRACE_SECONDS)
         shutil.rmtree(self.postgres_dir, ignore_errors=True)
 

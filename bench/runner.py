@@ -114,8 +114,8 @@ class Bench:
             print(message, file=sys.stderr, flush=True)
 
     def target(self, endpoint: Endpoint, path: str) -> str:
-        """The component a request goes to: the endpoint's service, or the gateway."""
-        return endpoint.service if path == DIRECT else "gateway"
+        """The component a request goes to: the endpoint's service, or its gateway."""
+        return endpoint.service if path == DIRECT else endpoint.gateway
 
     def measure(
         self, url: str, file: Path, load: wrk.Load, extra_pids: Sequence[int] = ()

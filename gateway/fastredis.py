@@ -1,9 +1,12 @@
 """A minimal pipelined Redis client for the gateway's one hot command (EVALSHA).
 
-Why: with redis.asyncio the rate-limit check cost about as much gateway CPU as the
+Why: with redis.asyncio the rate-limit check costs about as much gateway CPU as the
 whole proxy hop (a task, a pooled connection checkout and the command machinery per
 request). This client keeps one connection, writes each command at once and hands each
 reply to a callback in order (RESP answers in order); hiredis parses the replies.
+Measured by `make bench` (rows `clients/me rl fast` and `clients/me rl aio`, 2-core box,
+4 runs): 180-257 us of gateway CPU per rate-limited request with this client, 371-431 us
+with redis.asyncio, 170-213 us with rate limiting off.
 
 Only plain `redis://[user:password@]host[:port][/db]` URLs; the gateway uses
 `shared.redis.connect_async` for TLS, Unix sockets, Cluster and Sentinel.

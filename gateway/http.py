@@ -527,6 +527,12 @@ class ClientConnection(asyncio.Protocol):
         if self.rejected:
             return
         self.rejected = True
+        if self.transport.is_closing():
+            # Bytes pipelined after a `Connection: close` request, read in the same
+            # feed_data as it: the connection is closed already, so there is nobody to
+            # answer (and no request to count in the metrics and the access log).
+            self.parsing = None
+            return
         self.parsing = None
         target = request or Request(self.peer)
         target.keep_alive = False

@@ -23,9 +23,13 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from shared.observability import RATE_LIMITED
 from shared.redis import connect_async
 
 from .fastredis import FastRedis, RedisUnavailable, ReplyError, encode, supports
+from .http import ClientConnection, Request
+from .replies import send_error
+from .routing import Route
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -56,6 +60,38 @@ return 0
 GCRA_SHA = hashlib.sha1(GCRA_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
 Done = Callable[[int], None]
+RouteStage = Callable[[Request, ClientConnection, Route], None]
+# Resolved once: labels() costs a lock and a dict look-up per call.
+GATEWAY_RATE_LIMITED = RATE_LIMITED.labels("gateway")
+
+
+class RateLimit:
+    """Stage 3 of the request path: a client over its limit gets 429 with Retry-After in
+    the route's envelope; every other request goes on to `next` (all of them when rate
+    limiting is off)."""
+
+    def __init__(self, limiter: RateLimiter | None, next: RouteStage) -> None:
+        self.limiter = limiter
+        self.next = next
+
+    def __call__(self, request: Request, client: ClientConnection, route: Route) -> None:
+        limiter = self.limiter
+        if limiter is None or not request.peer:
+            self.next(request, client, route)
+            return
+        limiter.check(
+            request.peer, request.path, lambda wait: self._decided(wait, request, client, route)
+        )
+
+    def _decided(
+        self, retry_after: int, request: Request, client: ClientConnection, route: Route
+    ) -> None:
+        if retry_after:
+            GATEWAY_RATE_LIMITED.inc()
+            extra = b"retry-after: %d\r\n" % retry_after
+            send_error(request, client, route.family, 429, extra)
+        else:
+            self.next(request, client, route)
 
 
 class RateLimiter:

@@ -41,6 +41,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         (endpoints.GENERATE_AUTH_TOKEN, DIRECT),
         (endpoints.GENERATE_AUTH_TOKEN, GATEWAY),
         (endpoints.CLIENTS_ME, GATEWAY),
+        # Through the gateways with rate limiting on: checked every time, never refused.
+        (endpoints.CLIENTS_ME_RATE_LIMITED_FAST, GATEWAY),
+        (endpoints.CLIENTS_ME_RATE_LIMITED_ASYNCIO, GATEWAY),
         (endpoints.LOGIN_LINK, DIRECT),
     ],
 )

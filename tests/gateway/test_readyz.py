@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from gateway.app import READY_CACHE_SECONDS
+from gateway.readiness import READY_CACHE_SECONDS
 
 from .conftest import Upstream
 

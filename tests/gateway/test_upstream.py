@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from gateway.upstream import Replica, ReplicaUnreachable, Service, Target, Timeouts
+from gateway.balancing import Service
+from gateway.pool import Replica
+from gateway.upstream import ReplicaUnreachable, Target, Timeouts
 
 
 def _one_shot_server() -> tuple[socket.socket, threading.Event, threading.Thread]:
