@@ -25,7 +25,7 @@ from shared.exceptions import ConfigError
 from . import banner, migrate
 from .children import Child, StartupError, port_in_use, probe_host, redact_url
 from .serve import COMPONENTS, bind_address, bind_host, port, port_setting
-from .settings import RunSettings, ServeSettings, check_all
+from .settings import RunSettings, ServeSettings, check_all, check_dotenv
 
 STORES = ("redis", "postgres")
 POLL_SECONDS = 0.2
@@ -227,6 +227,7 @@ def settings_or_exit() -> tuple[Settings, float, float]:
         # Every component's settings, checked before anything starts: a malformed one
         # stops `make run` here, naming it, not a child's start-up later.
         check_all(settings)
+        check_dotenv()
     except ConfigError as exc:
         sys.exit(f"run: configuration error: {exc}")
     return settings, run.ready_timeout, run.stop_grace

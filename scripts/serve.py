@@ -18,7 +18,7 @@ from gateway.settings import GatewaySettings
 from shared.config import Settings, load_settings
 from shared.exceptions import ConfigError
 
-from .settings import ServeSettings
+from .settings import ServeSettings, check_dotenv, component_schema
 
 # `ussd-login` is the USSD app again, on its own port with its own few workers at a lower
 # CPU priority: the gateway sends `POST /api/auth/login` there, so a login flood's password
@@ -173,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"usage: python -m scripts.serve {{{'|'.join(COMPONENTS)}}}")
     try:
         settings = load_settings()
+        check_dotenv()
+        # The server's own settings, checked here: a malformed one is this one line, not
+        # a gunicorn worker that fails to boot.
+        settings.of(component_schema(args[0]))
         argv_to_run = command(args[0], settings)
         extra_env = environment(args[0], settings)
         prepare(extra_env)

@@ -6,12 +6,17 @@ ports in shared.settings.CommonSettings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import Settings
-from shared.settings import CommonSettings, Integer, seconds, setting, text
+from shared.config import Settings, dotenv_file, dotenv_names
+from shared.exceptions import ConfigError
+from shared.settings import CommonSettings, Integer, seconds, setting, settings_of, text
 
+# A name in `.env` with one of these prefixes that no schema declares is a typo (say
+# GATEWAY_RATE_LIMTI): refused, rather than silently leaving the default in force.
+PREFIXES = ("USSD_", "SABONG_", "GATEWAY_", "GUNICORN_", "RUN_")
 PORT = Integer(1, 65535)
 POSITIVE = Integer(minimum=1)
 NICE = Integer(0, 19)
@@ -140,7 +145,32 @@ def schemas() -> tuple[type[Any], ...]:
     )
 
 
+def component_schema(component: str) -> type[Any]:
+    """The settings schema of a component `scripts.serve` starts."""
+    from gateway.settings import GatewaySettings
+    from services.sabong.settings import SabongSettings
+    from services.ussd.settings import UssdSettings
+
+    if component == "gateway":
+        return GatewaySettings
+    return SabongSettings if component == "sabong" else UssdSettings
+
+
 def check_all(settings: Settings) -> None:
     """Parse every schema, so a malformed value of any component is a ConfigError now."""
     for schema in schemas():
         settings.of(schema)
+
+
+def check_dotenv_names(names: Iterable[str], file: str = ".env") -> None:
+    """A ConfigError for the first project-prefixed name in `names` no schema declares."""
+    known = {spec.env for schema in schemas() for spec in settings_of(schema)}
+    for name in names:
+        if name.startswith(PREFIXES) and name not in known:
+            raise ConfigError(f"{name} (in {file}) is not a setting; see the README's table")
+
+
+def check_dotenv(environ: Mapping[str, str] | None = None) -> None:
+    """check_dotenv_names for the settings file (`DOTENV_PATH`, else `.env`)."""
+    path = dotenv_file(environ)
+    check_dotenv_names(dotenv_names(environ), str(path))

@@ -120,10 +120,21 @@ def with_embedded_stores(settings: Settings) -> Settings:
     return Settings(values)
 
 
+def dotenv_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The settings file: `DOTENV_PATH` (from the environment alone), else `.env` here."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("DOTENV_PATH", "") or DEFAULT_DOTENV)
+
+
+def dotenv_names(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The names the settings file sets (none when there is no file)."""
+    return tuple(_read_dotenv(dotenv_file(environ)))
+
+
 def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Environment over `.env`, without the secrets check (tools that need no secrets)."""
     environ = os.environ if environ is None else environ
-    path = Path(environ.get("DOTENV_PATH", "") or DEFAULT_DOTENV)
+    path = dotenv_file(environ)
     merged: dict[str, str] = {k: v for k, v in _read_dotenv(path).items() if v is not None}
     merged.update(environ)
     return Settings(merged)
