@@ -17,6 +17,9 @@ from shared.settings import CommonSettings, Integer, seconds, setting, settings_
 # A name in `.env` with one of these prefixes that no schema declares is a typo (say
 # GATEWAY_RATE_LIMTI): refused, rather than silently leaving the default in force.
 PREFIXES = ("USSD_", "SABONG_", "GATEWAY_", "GUNICORN_", "RUN_")
+# Prefixed names that other programs read: docker-compose (the published port), gunicorn
+# itself, and the niceness scripts.serve hands to its workers (scripts.gunicorn_hooks).
+READ_ELSEWHERE = ("GATEWAY_PUBLISH_PORT", "GUNICORN_CMD_ARGS", "GUNICORN_WORKER_NICE")
 PORT = Integer(1, 65535)
 POSITIVE = Integer(minimum=1)
 NICE = Integer(0, 19)
@@ -165,6 +168,7 @@ def check_all(settings: Settings) -> None:
 def check_dotenv_names(names: Iterable[str], file: str = ".env") -> None:
     """A ConfigError for the first project-prefixed name in `names` no schema declares."""
     known = {spec.env for schema in schemas() for spec in settings_of(schema)}
+    known.update(READ_ELSEWHERE)
     for name in names:
         if name.startswith(PREFIXES) and name not in known:
             raise ConfigError(f"{name} (in {file}) is not a setting; see the README's table")

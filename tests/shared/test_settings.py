@@ -224,6 +224,6 @@ def test_a_misspelt_project_setting_in_dotenv_is_refused(tmp_path: Path) -> None
     dotenv.write_text("GATEWAY_RATE_LIMIT=10\nGATEWAY_RATE_LIMTI=5\nOTHER_TOOL_SETTING=1\n")
     with pytest.raises(ConfigError, match=r"GATEWAY_RATE_LIMTI \(in .*typo.env\) is not a setting"):
         check_dotenv({"DOTENV_PATH": str(dotenv)})
-    dotenv.write_text("GATEWAY_RATE_LIMIT=10\nOTHER_TOOL_SETTING=1\n")
+    dotenv.write_text("GATEWAY_RATE_LIMIT=10\nGATEWAY_PUBLISH_PORT=9000\nOTHER_TOOL_SETTING=1\n")
     check_dotenv({"DOTENV_PATH": str(dotenv)})  # other prefixes are not ours to judge
     check_dotenv({"DOTENV_PATH": str(tmp_path / "absent.env")})
