@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from shared.config import load_settings
 
 from .app import Gateway
-from .config import GatewayConfig
-from .server import configure_logging_from
+from .config import GatewayConfig, configure_logging_from
 
 __all__ = ["Gateway", "GatewayConfig", "create_app"]
 

@@ -13,6 +13,8 @@ from shared.netaccess import DEFAULT_METRICS_ALLOW as DEFAULT_METRICS_ALLOW
 from shared.netaccess import Network
 from shared.netaccess import parse_networks as parse_networks
 
+from .logs import configure_logging
+
 # parse_targets and parse_route_limits are re-exported: they used to live here.
 from .settings import DEFAULT_LOGIN_UPSTREAMS, GatewaySettings
 from .settings import parse_route_limits as parse_route_limits
@@ -89,3 +91,11 @@ def upstreams(settings: Settings, gateway: GatewaySettings) -> dict[str, tuple[T
         ussd_named = bool(settings.get("GATEWAY_USSD_UPSTREAMS"))
         login = gateway.ussd_upstreams if ussd_named else DEFAULT_LOGIN_UPSTREAMS
     return {"ussd": gateway.ussd_upstreams, "ussd-login": login, "sabong": gateway.sabong_upstreams}
+
+
+def configure_logging_from(settings: Settings) -> None:
+    """The gateway's JSON log at LOG_LEVEL (from the environment or `.env`, as every setting)."""
+    level = settings.common.log_level_number
+    configure_logging(level)
+    # configure_logging keeps the level of an earlier call; this one is the configured one.
+    logging.getLogger("gateway").setLevel(level)

@@ -22,8 +22,7 @@ import time
 from shared.config import Settings, load_settings
 from shared.exceptions import ConfigError
 
-from .config import GatewayConfig
-from .logs import configure_logging
+from .config import GatewayConfig, configure_logging_from
 from .settings import GatewaySettings
 
 log = logging.getLogger("gateway.server")
@@ -61,14 +60,6 @@ def main(argv: list[str] | None = None) -> None:
         run_worker(sock, config)
     else:
         supervise(sock, config, args.workers)
-
-
-def configure_logging_from(settings: Settings) -> None:
-    """The gateway's JSON log at LOG_LEVEL (from the environment or `.env`, as every setting)."""
-    level = settings.common.log_level_number
-    configure_logging(level)
-    # configure_logging keeps the level of an earlier call; this one is the configured one.
-    logging.getLogger("gateway").setLevel(level)
 
 
 def run_worker(sock: socket.socket, config: GatewayConfig) -> None:

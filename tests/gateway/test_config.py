@@ -10,9 +10,15 @@ from pathlib import Path
 import pytest
 
 from gateway import create_app
-from gateway.config import GatewayConfig, parse_networks, parse_route_limits, parse_targets
+from gateway.config import (
+    GatewayConfig,
+    configure_logging_from,
+    parse_networks,
+    parse_route_limits,
+    parse_targets,
+)
 from gateway.routing import Family, error_body, match
-from gateway.server import _parse_args, command, configure_logging_from
+from gateway.server import _parse_args, command
 from gateway.upstream import Target
 from shared.config import Settings, load_settings
 from shared.exceptions import ConfigError
