@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from shared.config import load_settings
 
 from .app import Gateway
-from .config import GatewayConfig
-from .logs import configure_logging
+from .config import GatewayConfig, configure_logging_from
 
 __all__ = ["Gateway", "GatewayConfig", "create_app"]
 
@@ -23,5 +22,6 @@ def create_app(config: Mapping[str, str] | None = None) -> Gateway:
     Build it inside the process that serves it, then `await gateway.start()` in its
     event loop (the server does both).
     """
-    configure_logging()
-    return Gateway(GatewayConfig.from_settings(load_settings(config)))
+    settings = load_settings(config)
+    configure_logging_from(settings)
+    return Gateway(GatewayConfig.from_settings(settings))

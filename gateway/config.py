@@ -1,7 +1,8 @@
-"""The gateway's settings, read once from `shared.config.Settings` and checked at startup."""
+"""The gateway's configuration, built once from its settings schema and checked at startup."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from shared.config import Settings
@@ -9,18 +10,16 @@ from shared.exceptions import ConfigError
 
 # DEFAULT_METRICS_ALLOW and parse_networks are re-exported: they used to live here.
 from shared.netaccess import DEFAULT_METRICS_ALLOW as DEFAULT_METRICS_ALLOW
-from shared.netaccess import Network, metrics_allow
+from shared.netaccess import Network
 from shared.netaccess import parse_networks as parse_networks
 
-from .upstream import Target, Timeouts
+from .logs import configure_logging
 
-DEFAULT_UPSTREAMS = {
-    "ussd": "127.0.0.1:8081",
-    # The USSD login pool (`python -m scripts.serve ussd-login`): see routing.ROUTES.
-    "ussd-login": "127.0.0.1:8083",
-    "sabong": "127.0.0.1:8082",
-}
-DEFAULT_RATE_LIMIT = 6000  # requests per minute per client address
+# parse_targets and parse_route_limits are re-exported: they used to live here.
+from .settings import DEFAULT_LOGIN_UPSTREAMS, GatewaySettings
+from .settings import parse_route_limits as parse_route_limits
+from .settings import parse_targets as parse_targets
+from .upstream import Target, Timeouts
 
 
 @dataclass(frozen=True)
@@ -49,29 +48,27 @@ class GatewayConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
         """Parse and check every `GATEWAY_*` setting; a bad one is a ConfigError."""
-        upstreams = {
-            service: parse_targets(upstreams_setting(service), default_upstreams(settings, service))
-            for service in DEFAULT_UPSTREAMS
-        }
-        timeouts = Timeouts(
-            connect=_positive_float(settings, "GATEWAY_CONNECT_TIMEOUT", 1.0),
-            read=_positive_float(settings, "GATEWAY_READ_TIMEOUT", 30.0),
-            idle=_positive_float(settings, "GATEWAY_UPSTREAM_IDLE_SECONDS", 1.0),
-            replica_retry=_positive_float(settings, "GATEWAY_REPLICA_RETRY_SECONDS", 2.0),
-            dns_refresh=_positive_float(settings, "GATEWAY_DNS_REFRESH_SECONDS", 5.0),
-        )
+        gateway = settings.of(GatewaySettings)
         config = cls(
-            upstreams=upstreams,
-            timeouts=timeouts,
-            max_body_bytes=_non_negative_int(settings, "GATEWAY_MAX_BODY_BYTES", 65536),
-            rate_limit=_non_negative_int(settings, "GATEWAY_RATE_LIMIT", DEFAULT_RATE_LIMIT),
-            route_limits=parse_route_limits(settings.get("GATEWAY_RATE_LIMIT_ROUTES")),
-            max_idle_per_replica=_non_negative_int(settings, "GATEWAY_MAX_IDLE_PER_REPLICA", 64),
-            access_log=_flag(settings, "GATEWAY_ACCESS_LOG", True),
+            upstreams=upstreams(settings, gateway),
+            timeouts=Timeouts(
+                connect=gateway.connect_timeout,
+                read=gateway.read_timeout,
+                idle=gateway.upstream_idle_seconds,
+                replica_retry=gateway.replica_retry_seconds,
+                dns_refresh=gateway.dns_refresh_seconds,
+            ),
+            max_body_bytes=gateway.max_body_bytes,
+            rate_limit=gateway.rate_limit,
+            route_limits=gateway.rate_limit_routes,
+            max_idle_per_replica=gateway.max_idle_per_replica,
+            # As at the services, whose access lines are INFO records: a LOG_LEVEL above
+            # INFO silences them.
+            access_log=gateway.access_log and settings.common.log_level_number <= logging.INFO,
             redis_url=settings.redis_url,
-            client_keepalive=_positive_float(settings, "GATEWAY_CLIENT_KEEPALIVE_SECONDS", 5.0),
-            client_timeout=_positive_float(settings, "GATEWAY_CLIENT_TIMEOUT", 10.0),
-            metrics_allow=metrics_allow(settings, override="GATEWAY_METRICS_ALLOW"),
+            client_keepalive=gateway.client_keepalive_seconds,
+            client_timeout=gateway.client_timeout,
+            metrics_allow=gateway.metrics_allow or settings.common.metrics_allow,
         )
         if config.rate_limiting and not config.redis_url:
             raise ConfigError(
@@ -82,85 +79,23 @@ class GatewayConfig:
         return config
 
 
-def upstreams_setting(service: str) -> str:
-    """`GATEWAY_USSD_LOGIN_UPSTREAMS` for `ussd-login`, and so on."""
-    return f"GATEWAY_{service.upper().replace('-', '_')}_UPSTREAMS"
-
-
-def default_upstreams(settings: Settings, service: str) -> str:
-    """The configured upstream list of `service`, or its default.
+def upstreams(settings: Settings, gateway: GatewaySettings) -> dict[str, tuple[Target, ...]]:
+    """The replicas of each upstream service, by service name (see routing.ROUTES).
 
     The login pool's default is the USSD replicas when those were set and it was not: a
     deployment that names its USSD replicas but runs no separate login pool keeps
     working, logins and all, as before the pool existed.
     """
-    configured = settings.get(upstreams_setting(service))
-    if configured:
-        return configured
-    if service == "ussd-login" and settings.get(upstreams_setting("ussd")):
-        return settings.get(upstreams_setting("ussd"))
-    return DEFAULT_UPSTREAMS[service]
+    login = gateway.ussd_login_upstreams
+    if login is None:
+        ussd_named = bool(settings.get("GATEWAY_USSD_UPSTREAMS"))
+        login = gateway.ussd_upstreams if ussd_named else DEFAULT_LOGIN_UPSTREAMS
+    return {"ussd": gateway.ussd_upstreams, "ussd-login": login, "sabong": gateway.sabong_upstreams}
 
 
-def parse_targets(name: str, raw: str) -> tuple[Target, ...]:
-    """`host:port,host:port` (IPv6 as `[::1]:8081`) into targets; at least one."""
-    targets = []
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        host, sep, port = item.rpartition(":")
-        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"{name}: {item!r} is not host:port")
-        targets.append(Target(host, int(port)))
-    if not targets:
-        raise ConfigError(f"{name} lists no upstream (expected host:port[,host:port...])")
-    return tuple(targets)
-
-
-def parse_route_limits(raw: str) -> tuple[tuple[str, int], ...]:
-    """`/api/auth/=600,/login/=120` into (prefix, per-minute limit), longest prefix first."""
-    limits: dict[str, int] = {}
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        prefix, sep, value = item.rpartition("=")
-        prefix = prefix.strip()
-        value = value.strip()
-        if not sep or not prefix.startswith("/") or not value.isdigit():
-            raise ConfigError(
-                f"GATEWAY_RATE_LIMIT_ROUTES: {item!r} is not /path/prefix=requests-per-minute"
-            )
-        limits[prefix] = int(value)
-    return tuple(sorted(limits.items(), key=lambda kv: len(kv[0]), reverse=True))
-
-
-def _positive_float(settings: Settings, name: str, default: float) -> float:
-    raw = settings.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
-    return value
-
-
-def _non_negative_int(settings: Settings, name: str, default: int) -> int:
-    value = settings.get_int(name, default)
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {value}")
-    return value
-
-
-def _flag(settings: Settings, name: str, default: bool) -> bool:
-    raw = settings.get(name).strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 1/0 (or true/false), got {raw!r}")
+def configure_logging_from(settings: Settings) -> None:
+    """The gateway's JSON log at LOG_LEVEL (from the environment or `.env`, as every setting)."""
+    level = settings.common.log_level_number
+    configure_logging(level)
+    # configure_logging keeps the level of an earlier call; this one is the configured one.
+    logging.getLogger("gateway").setLevel(level)

@@ -19,20 +19,14 @@ import socket
 import sys
 import time
 
-from shared.config import load_settings
+from shared.config import Settings, load_settings
 from shared.exceptions import ConfigError
 
-from .config import GatewayConfig
-from .logs import configure_logging
+from .config import GatewayConfig, configure_logging_from
+from .settings import GatewaySettings
 
 log = logging.getLogger("gateway.server")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-# One event loop uses about one core at full load. On the 2-core reference machine the
-# other core belongs to the services behind the gateway, and a second gateway worker
-# measured slower, not faster. Raise GATEWAY_WORKERS where cores are to spare.
-DEFAULT_WORKERS = 1
 GRACE_SECONDS = 10.0
 BACKLOG = 2048
 RESPAWN_PAUSE_SECONDS = 1.0
@@ -50,13 +44,13 @@ def command(host: str, port: int, workers: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line (defaults from the settings) and serve until stopped."""
-    configure_logging()
     try:
         settings = load_settings()
         config = GatewayConfig.from_settings(settings)
         args = _parse_args(argv, settings)
     except ConfigError as exc:
         sys.exit(f"gateway: configuration error: {exc}")
+    configure_logging_from(settings)
     sock = _bind(args.host, args.port)
     log.info(
         "gateway listening",
@@ -160,13 +154,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _parse_args(argv: list[str] | None, settings: object) -> argparse.Namespace:
-    get = settings.get  # type: ignore[attr-defined]
-    get_int = settings.get_int  # type: ignore[attr-defined]
+def _parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
+    """The command line; its defaults are the settings (gateway.settings.GatewaySettings)."""
+    gateway = settings.of(GatewaySettings)
     parser = argparse.ArgumentParser(prog="python -m gateway.server")
-    parser.add_argument("--host", default=get("GATEWAY_HOST", DEFAULT_HOST))
-    parser.add_argument("--port", type=int, default=get_int("GATEWAY_PORT", DEFAULT_PORT))
-    parser.add_argument("--workers", type=int, default=get_int("GATEWAY_WORKERS", DEFAULT_WORKERS))
+    parser.add_argument("--host", default=gateway.host or settings.common.bind_host)
+    parser.add_argument("--port", type=int, default=gateway.port)
+    parser.add_argument("--workers", type=int, default=gateway.workers)
     args = parser.parse_args(argv)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")

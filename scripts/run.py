@@ -18,23 +18,16 @@ from pathlib import Path
 from types import FrameType
 
 from devtools.postgres import EmbeddedPostgres
-from shared.config import (
-    DEFAULT_POSTGRES_PORT,
-    DEFAULT_REDIS_PORT,
-    PROJECT_ROOT,
-    Settings,
-    load_settings,
-)
+from shared.config import PROJECT_ROOT, Settings, load_settings
 from shared.embedded import EmbeddedRedis
 from shared.exceptions import ConfigError
 
 from . import banner, migrate
 from .children import Child, StartupError, port_in_use, probe_host, redact_url
 from .serve import COMPONENTS, bind_address, bind_host, port, port_setting
+from .settings import RunSettings, ServeSettings, check_all, check_dotenv
 
 STORES = ("redis", "postgres")
-DEFAULT_READY_TIMEOUT = 60.0
-DEFAULT_STOP_GRACE = 15.0
 POLL_SECONDS = 0.2
 
 
@@ -59,7 +52,7 @@ class StopFlag:
 
 def var_dir(settings: Settings) -> Path:
     """Where run-time data and logs live (`RUN_VAR_DIR`, default `var/` in the project)."""
-    raw = settings.get("RUN_VAR_DIR")
+    raw = settings.of(RunSettings).var_dir
     return Path(raw).resolve() if raw else PROJECT_ROOT / "var"
 
 
@@ -70,15 +63,14 @@ def child_command(component: str) -> list[str]:
 
 def embedded_redis(settings: Settings, data: Path) -> EmbeddedRedis:
     """The bundled Redis (AOF on) on `REDIS_PORT`, its data under `data/redis`."""
-    redis_port = settings.get_int("REDIS_PORT", DEFAULT_REDIS_PORT)
-    return EmbeddedRedis(data / "redis", port=redis_port, appendonly=True)
+    return EmbeddedRedis(data / "redis", port=settings.common.redis_port, appendonly=True)
 
 
 def embedded_postgres(settings: Settings, data: Path) -> EmbeddedPostgres:
     """The bundled PostgreSQL on `POSTGRES_PORT`, its data under `data/postgres`
     (or `POSTGRES_DATA_DIR`)."""
-    postgres_port = settings.get_int("POSTGRES_PORT", DEFAULT_POSTGRES_PORT)
-    directory = settings.get("POSTGRES_DATA_DIR")
+    postgres_port = settings.common.postgres_port
+    directory = settings.of(RunSettings).postgres_data_dir
     return EmbeddedPostgres(Path(directory) if directory else data / "postgres", port=postgres_port)
 
 
@@ -125,7 +117,7 @@ def children_env(settings: Settings, found: Stores, data: Path) -> dict[str, str
             ),
             # loginLink must point at this gateway, whichever port it was given.
             "SABONG_LOGIN_BASE_URL": settings.get("SABONG_LOGIN_BASE_URL", gateway_url),
-            "METRICS_DIR": settings.get("METRICS_DIR", str(data / "metrics")),
+            "METRICS_DIR": settings.of(ServeSettings).metrics_dir or str(data / "metrics"),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -227,27 +219,18 @@ def stop_stage(group: list[Child], stop: StopFlag, grace: float) -> None:
         child.kill()
 
 
-def seconds(settings: Settings, name: str, default: float) -> float:
-    """A positive duration setting; anything else is a ConfigError naming it."""
-    raw = settings.get(name)
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
-    return value
-
-
 def settings_or_exit() -> tuple[Settings, float, float]:
     """Settings (generating development secrets once), ready timeout and stop grace."""
     try:
         settings = load_settings()
-        ready_timeout = seconds(settings, "RUN_READY_TIMEOUT", DEFAULT_READY_TIMEOUT)
-        stop_grace = seconds(settings, "RUN_STOP_GRACE", DEFAULT_STOP_GRACE)
+        run = settings.of(RunSettings)
+        # Every component's settings, checked before anything starts: a malformed one
+        # stops `make run` here, naming it, not a child's start-up later.
+        check_all(settings)
+        check_dotenv()
     except ConfigError as exc:
         sys.exit(f"run: configuration error: {exc}")
-    return settings, ready_timeout, stop_grace
+    return settings, run.ready_timeout, run.stop_grace
 
 
 def main() -> int:

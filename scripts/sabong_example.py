@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.settings import GatewaySettings
+from services.sabong.settings import SabongSettings
 from shared.config import load_settings
 from shared.signing import sign
 
@@ -80,9 +82,9 @@ def send(request: urllib.request.Request) -> tuple[int, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Send the request, print what was sent and what came back; 0 on a 2xx answer."""
     settings = load_settings()
-    default_base_url = f"http://127.0.0.1:{settings.get_int('GATEWAY_PORT', 8080)}"
+    default_base_url = f"http://127.0.0.1:{settings.of(GatewaySettings).port}"
     args = parse_args(argv, default_base_url)
-    secret = settings.get_list("SABONG_CLIENT_SECRETS")[0]
+    secret = settings.of(SabongSettings).client_secrets[0]
     body = request_body(args)
     request = signed_request(args.base_url, secret, body)
     print(f"POST {request.full_url}")

@@ -8,18 +8,19 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
 from .exceptions import ConfigError
 
+# DEFAULT_REDIS_PORT and DEFAULT_POSTGRES_PORT are re-exported: they used to live here.
+from .settings import DEFAULT_POSTGRES_PORT as DEFAULT_POSTGRES_PORT
+from .settings import DEFAULT_REDIS_PORT as DEFAULT_REDIS_PORT
+from .settings import CommonSettings, Schema, parse
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DOTENV = PROJECT_ROOT / ".env"
-
-# Ports of the embedded servers `make run` starts (away from a system Redis on 6379 and a
-# system PostgreSQL on 5432); the admin CLIs fall back to them when no URL is set.
-DEFAULT_REDIS_PORT = 6390
-DEFAULT_POSTGRES_PORT = 6391
 
 # Secrets the platform cannot run without. In development they are generated into
 # `.env` once (so every worker and restart agrees); in production a missing one is fatal.
@@ -40,22 +41,36 @@ class Settings:
     """Read-only view of the configuration: environment over `.env` over defaults."""
 
     values: Mapping[str, str] = field(default_factory=dict)
+    # Schemas parsed from `values`, by schema class (see `of`).
+    _parsed: dict[type[Any], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def of(self, schema: type[Schema]) -> Schema:
+        """`values` parsed by a schema of shared.settings (once); a bad value is a ConfigError."""
+        parsed = self._parsed.get(schema)
+        if parsed is None:
+            parsed = self._parsed[schema] = parse(schema, self.values)
+        return parsed
+
+    @property
+    def common(self) -> CommonSettings:
+        """The settings every component reads, typed and checked."""
+        return self.of(CommonSettings)
 
     @property
     def app_env(self) -> str:
-        return self.get("APP_ENV", "development")
+        return self.common.app_env
 
     @property
     def production(self) -> bool:
-        return self.app_env == "production"
+        return self.common.production
 
     @property
     def redis_url(self) -> str | None:
-        return self.get("REDIS_URL") or None
+        return self.common.redis_url
 
     @property
     def database_url(self) -> str | None:
-        return self.get("DATABASE_URL") or None
+        return self.common.database_url
 
     def get(self, name: str, default: str = "") -> str:
         """The raw value of `name`, or `default` when unset or empty."""
@@ -97,19 +112,29 @@ def with_embedded_stores(settings: Settings) -> Settings:
     stores with no extra settings (REDIS_PORT / POSTGRES_PORT move them, as for make run).
     """
     values = dict(settings.values)
-    if not settings.redis_url:
-        port = settings.get_int("REDIS_PORT", DEFAULT_REDIS_PORT)
-        values["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-    if not settings.database_url:
-        port = settings.get_int("POSTGRES_PORT", DEFAULT_POSTGRES_PORT)
-        values["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    common = settings.common
+    if not common.redis_url:
+        values["REDIS_URL"] = f"redis://127.0.0.1:{common.redis_port}/0"
+    if not common.database_url:
+        values["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{common.postgres_port}/postgres"
     return Settings(values)
+
+
+def dotenv_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The settings file: `DOTENV_PATH` (from the environment alone), else `.env` here."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("DOTENV_PATH", "") or DEFAULT_DOTENV)
+
+
+def dotenv_names(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The names the settings file sets (none when there is no file)."""
+    return tuple(_read_dotenv(dotenv_file(environ)))
 
 
 def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Environment over `.env`, without the secrets check (tools that need no secrets)."""
     environ = os.environ if environ is None else environ
-    path = Path(environ.get("DOTENV_PATH", "") or DEFAULT_DOTENV)
+    path = dotenv_file(environ)
     merged: dict[str, str] = {k: v for k, v in _read_dotenv(path).items() if v is not None}
     merged.update(environ)
     return Settings(merged)

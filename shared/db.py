@@ -21,13 +21,13 @@ import psycopg_pool
 
 from .config import Settings
 from .exceptions import ConfigError, StoreUnavailable
+from .settings import DEFAULT_POOL_SIZE
 
 URL_SCHEMES = ("postgresql", "postgres")
 # The pool logs every failed connection attempt as a warning: one line per request while
 # the database is down. Those requests are logged (with their request ids) as the 500/503
 # they become; the pool's own errors still show.
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-DEFAULT_POOL_SIZE = 16
 # Bounded waits everywhere: an unreachable or hung database is a clean 500/503 in
 # seconds, never a worker stuck for minutes.
 CONNECT_TIMEOUT_SECONDS = 3
@@ -48,7 +48,7 @@ def database_from_settings(settings: Settings) -> Database:
     url = settings.database_url
     if not url:
         raise ConfigError(MISSING_DATABASE_URL)
-    return Database(url, max_size=settings.get_int("DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE))
+    return Database(url, max_size=settings.common.database_pool_size)
 
 
 def check_url(url: str) -> str:

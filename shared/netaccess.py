@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import Settings
 from .exceptions import ConfigError
+
+if TYPE_CHECKING:  # shared.config imports this module (through shared.settings)
+    from .config import Settings
 
 # Loopback and private ranges: a scraper on the same host or network.
 DEFAULT_METRICS_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
@@ -36,11 +38,10 @@ def parse_networks(name: str, raw: str) -> tuple[Network, ...]:
 
 def metrics_allow(settings: Settings, override: str | None = None) -> tuple[Network, ...]:
     """The networks allowed to read `/metrics`: `override` (a setting name) if set, else
-    `METRICS_ALLOW`, else loopback and private ranges."""
+    `METRICS_ALLOW` (shared.settings.CommonSettings: loopback and private ranges)."""
     if override and settings.get(override):
         return parse_networks(override, settings.get(override))
-    raw = settings.get(METRICS_ALLOW_SETTING, DEFAULT_METRICS_ALLOW)
-    return parse_networks(METRICS_ALLOW_SETTING, raw)
+    return settings.common.metrics_allow
 
 
 def peer_allowed(peer: str | None, networks: tuple[Any, ...]) -> bool:

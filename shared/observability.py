@@ -69,6 +69,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from .config import read_settings
 from .netaccess import (
     DEFAULT_METRICS_ALLOW,
     METRICS_ALLOW_SETTING,
@@ -230,14 +231,19 @@ _json_handler: logging.StreamHandler[Any] | None = None
 
 
 def configure_logging(service: str, level: str | None = None) -> None:
-    """Send every log record to stderr as JSON lines tagged with `service`."""
+    """Send every log record to stderr as JSON lines tagged with `service`.
+
+    The level is `level`, else LOG_LEVEL from the environment or `.env` (as every other
+    setting: shared.config.read_settings); a malformed LOG_LEVEL is a ConfigError.
+    """
     global _json_handler
+    level = level or read_settings().common.log_level
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     _json_handler = handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO").upper())
+    root.setLevel(level.upper())
     # Python warnings would otherwise reach stderr as plain text lines.
     logging.captureWarnings(True)
 

@@ -21,13 +21,10 @@ from .blueprints import health, login, session, tokens, wallet
 from .errors import register_error_handlers
 from .runtime import CLOCK, EXTENSION, Runtime
 from .sessions import SessionStore
+from .settings import SabongSettings
 from .store import SabongStore
 from .users import SabongUsers
 
-MAX_BODY_BYTES = 64 * 1024
-DEFAULT_LOGIN_BASE_URL = "http://127.0.0.1:8080"
-DEFAULT_APP_URL = "/me"
-DEFAULT_SESSION_SECONDS = 12 * 3600
 # A signature stays acceptable while |now - timestamp| <= 300 s, i.e. for up to 600 s
 # after it is first seen (a timestamp may be 300 s ahead); 60 s more absorbs clock skew
 # between replicas.
@@ -39,11 +36,13 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     settings = load_settings(config)
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set (make run starts a Redis and sets it)")
+    sabong = settings.of(SabongSettings)
     app = ServiceFlask(__name__)
     without_url_redirects(app)
     app.config.update(
         SECRET_KEY=settings.secret("SABONG_SESSION_SECRET"),
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        # Bodies over the limit are refused (413) before they are read into memory.
+        MAX_CONTENT_LENGTH=sabong.max_body_bytes,
         SESSION_COOKIE_NAME="sabong_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -51,7 +50,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         # The lifetime counts from sign-in (not from the last request): a stolen cookie
         # dies on schedule, and ordinary responses do not re-send Set-Cookie.
         SESSION_REFRESH_EACH_REQUEST=False,
-        PERMANENT_SESSION_LIFETIME=timedelta(seconds=session_seconds(settings)),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=sabong.session_seconds),
         **{CLOCK: time.time},
     )
     app.extensions[EXTENSION] = build_runtime(settings)
@@ -61,28 +60,21 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     return app
 
 
-def session_seconds(settings: Settings) -> int:
-    """SABONG_SESSION_SECONDS: the lifetime of a session (cookie and Redis record)."""
-    seconds = settings.get_int("SABONG_SESSION_SECONDS", DEFAULT_SESSION_SECONDS)
-    if seconds <= 0:
-        raise ConfigError("SABONG_SESSION_SECONDS must be a positive number of seconds")
-    return seconds
-
-
 def build_runtime(settings: Settings) -> Runtime:
     """The stores and settings the views use."""
     client = connect(settings.redis_url or "")
     store = SabongStore(client, replay_ttl=REPLAY_TTL_SECONDS)
     database = database_from_settings(settings)
-    login_base_url = settings.get("SABONG_LOGIN_BASE_URL", DEFAULT_LOGIN_BASE_URL).rstrip("/")
+    sabong = settings.of(SabongSettings)
+    login_base_url = sabong.login_base_url.rstrip("/")
     return Runtime(
         store=store,
         database=database,
         users=SabongUsers(database),
-        sessions=SessionStore(client, session_seconds(settings)),
-        client_secrets=settings.get_list("SABONG_CLIENT_SECRETS"),
+        sessions=SessionStore(client, sabong.session_seconds),
+        client_secrets=sabong.client_secrets,
         login_base_url=login_base_url,
-        app_url=settings.get("SABONG_APP_URL", DEFAULT_APP_URL),
+        app_url=sabong.app_url,
         own_origin=origin_of(login_base_url),
     )
 

@@ -16,7 +16,8 @@ from shared.exceptions import ConfigError
 from shared.tokens import TokenType
 
 from .account_store import AccountStore
-from .passwords import DEFAULT_N, ScryptParams, hash_password
+from .passwords import ScryptParams, hash_password
+from .settings import UssdSettings
 from .store import UssdStore
 from .token_cache import VerifiedTokens
 
@@ -24,10 +25,6 @@ LOGIN_TOKEN_TYP = "k2-login+jwt"  # noqa: S105 (a JWT type name, not a secret)
 # The seed's SERVICE_ID header is {"alg":"HS256","typ":"JWT"}; partners may inspect it.
 SERVICE_ID_TYP = "JWT"
 SERVICE_ID_LIFETIME = 3600
-# How long Redis keeps a client record read from PostgreSQL. Admin changes rewrite it at
-# once, so this bounds only memory, and how long a change PostgreSQL refused at commit
-# keeps the client locked out (see client_cache.py).
-DEFAULT_CLIENT_CACHE_TTL = 300
 EXTENSION = "ussd"
 MISSING_REDIS_URL = (
     "REDIS_URL is not set. Start the platform with `make run` and set REDIS_URL to the "
@@ -81,12 +78,11 @@ def build_runtime(settings: Settings) -> Runtime:
     if login_key == service_key:
         # One key for both types would let a signature of one type verify as the other.
         raise ConfigError("USSD_LOGIN_JWT_SECRET and USSD_SERVICE_ID_SECRET must differ")
+    ussd = settings.of(UssdSettings)
     scrypt = scrypt_params(settings)
-    login_token = TokenType(
-        LOGIN_TOKEN_TYP, login_key, positive_setting(settings, "USSD_LOGIN_JWT_TTL", 3600)
-    )
+    login_token = TokenType(LOGIN_TOKEN_TYP, login_key, ussd.login_jwt_ttl)
     service_id_token = TokenType(SERVICE_ID_TYP, service_key, SERVICE_ID_LIFETIME)
-    cache_ttl = positive_setting(settings, "USSD_CLIENT_CACHE_TTL", DEFAULT_CLIENT_CACHE_TTL)
+    cache_ttl = ussd.client_cache_ttl
     database = database_from_settings(settings)
     return Runtime(
         settings=settings,
@@ -97,38 +93,26 @@ def build_runtime(settings: Settings) -> Runtime:
         service_id_token=service_id_token,
         verified_login_tokens=VerifiedTokens(login_token),
         verified_service_ids=VerifiedTokens(service_id_token),
-        hash_slots=threading.BoundedSemaphore(
-            positive_setting(settings, "USSD_LOGIN_HASH_CONCURRENCY", 1)
-        ),
-        delay_slots=threading.BoundedSemaphore(
-            positive_setting(settings, "USSD_LOGIN_DELAY_CONCURRENCY", 4)
-        ),
+        hash_slots=threading.BoundedSemaphore(ussd.login_hash_concurrency),
+        delay_slots=threading.BoundedSemaphore(ussd.login_delay_concurrency),
         scrypt=scrypt,
         # Unknown usernames are checked against this, so they cost as much as real ones.
         dummy_hash=hash_password(secrets.token_urlsafe(24), scrypt),
         limits=LoginLimits(
-            per_username=positive_setting(settings, "USSD_LOGIN_MAX_FAILURES_PER_USERNAME", 10),
-            per_address=positive_setting(settings, "USSD_LOGIN_MAX_FAILURES_PER_ADDRESS", 50),
-            window=positive_setting(settings, "USSD_LOGIN_FAILURE_WINDOW", 900),
-            slowdown_after=positive_setting(settings, "USSD_LOGIN_SLOWDOWN_AFTER", 10),
-            max_delay_ms=positive_setting(settings, "USSD_LOGIN_MAX_DELAY_MS", 2000),
+            per_username=ussd.login_max_failures_per_username,
+            per_address=ussd.login_max_failures_per_address,
+            window=ussd.login_failure_window,
+            slowdown_after=ussd.login_slowdown_after,
+            max_delay_ms=ussd.login_max_delay_ms,
         ),
     )
 
 
 def scrypt_params(settings: Settings) -> ScryptParams:
     """The scrypt cost from `USSD_SCRYPT_N` (default 2**14); tests use a cheap one."""
-    return ScryptParams(n=settings.get_int("USSD_SCRYPT_N", DEFAULT_N))
+    return ScryptParams(n=settings.of(UssdSettings).scrypt_n)
 
 
 def runtime() -> Runtime:
     """The Runtime of the app serving this request."""
     return cast(Runtime, current_app.extensions[EXTENSION])
-
-
-def positive_setting(settings: Settings, name: str, default: int) -> int:
-    """An integer setting that must be above zero."""
-    value = settings.get_int(name, default)
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
-    return value

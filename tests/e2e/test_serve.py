@@ -242,3 +242,30 @@ def test_gunicorn_accepts_the_hooks_module() -> None:
     hooks = Application.get_config_from_module_name(None, "scripts.gunicorn_hooks")
     config.set("child_exit", hooks["child_exit"])  # gunicorn validates the hook's arity
     assert config.child_exit is hooks["child_exit"]
+
+
+@pytest.mark.parametrize(
+    ("component", "name", "value", "message"),
+    [
+        ("ussd", "USSD_LOGIN_JWT_TTL", "abc", "USSD_LOGIN_JWT_TTL must be an integer, got 'abc'"),
+        ("sabong", "SABONG_MAX_BODY_BYTES", "0", "SABONG_MAX_BODY_BYTES must be at least 1"),
+        ("gateway", "LOG_LEVEL", "verbose", "LOG_LEVEL must be one of"),
+        ("ussd-login", "APP_ENV", "prod", "APP_ENV must be one of development, production"),
+    ],
+)
+def test_serve_refuses_a_malformed_setting_naming_it(
+    component: str, name: str, value: str, message: str, tmp_path: Path
+) -> None:
+    """The server is never started with a value it would misread or ignore."""
+    env = {**os.environ, "DOTENV_PATH": str(tmp_path / "test.env"), name: value}
+    result = serve_process([component], env)
+    assert result.returncode == 1
+    assert f"{component}: configuration error: {message}" in result.stderr
+
+
+def test_serve_refuses_a_misspelt_setting_in_dotenv(tmp_path: Path) -> None:
+    dotenv = tmp_path / "typo.env"
+    dotenv.write_text("GATEWAY_RATE_LIMTI=5\n")
+    result = serve_process(["gateway"], {**os.environ, "DOTENV_PATH": str(dotenv)})
+    assert result.returncode == 1
+    assert "gateway: configuration error: GATEWAY_RATE_LIMTI (in " in result.stderr

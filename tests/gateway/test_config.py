@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from gateway.config import GatewayConfig, parse_networks, parse_route_limits, parse_targets
+from gateway import create_app
+from gateway.config import (
+    GatewayConfig,
+    configure_logging_from,
+    parse_networks,
+    parse_route_limits,
+    parse_targets,
+)
 from gateway.routing import Family, error_body, match
-from gateway.server import command
+from gateway.server import _parse_args, command
 from gateway.upstream import Target
-from shared.config import Settings
+from shared.config import Settings, load_settings
 from shared.exceptions import ConfigError
 
 
@@ -157,3 +167,49 @@ def test_metrics_allow_is_one_setting_for_gateway_and_services() -> None:
     ]
     both = Settings({**shared_only.values, "GATEWAY_METRICS_ALLOW": "10.2.0.0/16"})
     assert [str(n) for n in GatewayConfig.from_settings(both).metrics_allow] == ["10.2.0.0/16"]
+
+
+@pytest.fixture
+def gateway_logger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[logging.Logger]:
+    """The `gateway` logger, its level put back after the test (and a throwaway `.env`)."""
+    monkeypatch.setenv("DOTENV_PATH", str(tmp_path / "test.env"))
+    logger = logging.getLogger("gateway")
+    level = logger.level
+    yield logger
+    logger.setLevel(level)
+
+
+def test_log_level_is_applied_by_the_gateway(gateway_logger: logging.Logger) -> None:
+    gateway = create_app({"GATEWAY_RATE_LIMIT": "0", "LOG_LEVEL": "warning"})
+    assert gateway_logger.level == logging.WARNING
+    # As at the services, whose access lines are INFO records: above INFO, none are written.
+    assert gateway.config.access_log is False
+    create_app({"GATEWAY_RATE_LIMIT": "0", "LOG_LEVEL": "DEBUG"})
+    assert gateway_logger.level == logging.DEBUG
+
+
+def test_log_level_from_dotenv_reaches_the_gateway(
+    gateway_logger: logging.Logger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dotenv = tmp_path / "gateway.env"
+    dotenv.write_text("LOG_LEVEL=ERROR\nGATEWAY_RATE_LIMIT=0\n")
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    monkeypatch.delenv("GATEWAY_RATE_LIMIT", raising=False)
+    monkeypatch.setenv("DOTENV_PATH", str(dotenv))
+    configure_logging_from(load_settings())
+    assert gateway_logger.level == logging.ERROR
+
+
+def test_malformed_log_level_stops_the_gateway(gateway_logger: logging.Logger) -> None:
+    with pytest.raises(ConfigError, match="LOG_LEVEL must be one of"):
+        create_app({"GATEWAY_RATE_LIMIT": "0", "LOG_LEVEL": "verbose"})
+
+
+def test_server_defaults_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings({"BIND_HOST": "::1", "GATEWAY_PORT": "9100", "GATEWAY_WORKERS": "2"})
+    args = _parse_args([], settings)
+    assert (args.host, args.port, args.workers) == ("::1", 9100, 2)
+    args = _parse_args([], Settings({"BIND_HOST": "::1", "GATEWAY_HOST": "127.0.0.2"}))
+    assert (args.host, args.port, args.workers) == ("127.0.0.2", 8080, 1)
+    with pytest.raises(ConfigError, match="GATEWAY_WORKERS must be at least 1"):
+        _parse_args([], Settings({"GATEWAY_WORKERS": "0"}))

@@ -270,6 +270,19 @@ def test_oversized_body_is_413_envelope(partner: Partner) -> None:
     }
 
 
+def test_body_limit_is_a_setting(make_app: MakeApp) -> None:
+    """SABONG_MAX_BODY_BYTES moves the limit (default 64 KiB), as USSD_MAX_BODY_BYTES does."""
+    partner = Partner(make_app(SABONG_MAX_BODY_BYTES="300").test_client())
+    assert partner.issue()["loginLink"]
+    response = partner.post(b'{"clientId":"' + b"x" * 300 + b'"}')
+    assert response.status_code == 413
+    assert response.get_json() == {
+        "status": "error",
+        "message": "Request body too large",
+        "data": None,
+    }
+
+
 def test_redis_down_gives_500_envelope_quickly_then_recovers(
     make_app: MakeApp, own_redis: EmbeddedRedis
 ) -> None:
