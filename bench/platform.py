@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from devtools.embedded import EmbeddedRedis, free_port
 from devtools.postgres import EmbeddedPostgres, child_pids
 from scripts import migrate, serve
 from scripts.children import Child, group_members
 from scripts.run import StopFlag, start_all, stop_all, stop_stage
 from shared.config import SECRET_NAMES, Settings
-from shared.embedded import EmbeddedRedis, free_port
 
 HOST = "127.0.0.1"
 # The yardstick of SPEC section 6's CPU targets (bench/reference_app.py), served like a

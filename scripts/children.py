@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from devtools.embedded import EmbeddedRedis
 from devtools.postgres import Account, EmbeddedPostgres
 from shared.config import PROJECT_ROOT
-from shared.embedded import EmbeddedRedis
 from shared.redis import connect, ping
 
 PROBE_TIMEOUT_SECONDS = 1.0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from devtools.embedded import EmbeddedRedis
 from devtools.postgres import EmbeddedPostgres
 from shared.config import (
     DEFAULT_POSTGRES_PORT,
@@ -25,7 +26,6 @@ from shared.config import (
     Settings,
     load_settings,
 )
-from shared.embedded import EmbeddedRedis
 from shared.exceptions import ConfigError
 
 from . import banner, migrate

@@ -31,10 +31,10 @@ import pytest
 import redis as redis_py
 from redis.cluster import RedisCluster
 
+from devtools.cluster import LocalRedisCluster, redis_cli_binary
+from devtools.embedded import EmbeddedRedis, redis_server_binary
 from devtools.postgres import EmbeddedPostgres
 from scripts.migrate import upgrade
-from shared.cluster import LocalRedisCluster, redis_cli_binary
-from shared.embedded import EmbeddedRedis, redis_server_binary
 from shared.exceptions import ConfigError
 
 REDIS_MODES = ("single", "cluster")

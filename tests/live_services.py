@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from shared.embedded import free_port
+from devtools.embedded import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SABONG_TEST_SECRET = "live-test-sabong-secret-" + "x" * 16

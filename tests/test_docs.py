@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.embedded import free_port
 from gateway.docs import docs_asset
-from shared.embedded import free_port
 from tests.browser import headless_chromium
 from tests.live_services import PROJECT_ROOT, real_gateway, service_env
 

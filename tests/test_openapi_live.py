@@ -28,7 +28,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from shared.embedded import EmbeddedRedis, free_port
+from devtools.embedded import EmbeddedRedis, free_port
 from shared.sdk import K2Client, SabongClient
 from shared.signing import canonical_query, sign
 from tests.live_services import (

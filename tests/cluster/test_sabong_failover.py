@@ -26,10 +26,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.cluster import LocalRedisCluster
 from services.sabong import store
 from shared import redis as shared_redis
 from shared import signing
-from shared.cluster import LocalRedisCluster
 from tests.live_services import SABONG_TEST_SECRET, gunicorn, service_env
 
 PATH = "/api/v1/generate-auth-token"

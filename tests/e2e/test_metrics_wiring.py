@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.embedded import free_port
 from shared.config import PROJECT_ROOT, SECRET_NAMES
-from shared.embedded import free_port
 
 from .conftest import http
 

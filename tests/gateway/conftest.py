@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from devtools.embedded import EmbeddedRedis, free_port
 from gateway.server import command
 from shared.config import SECRET_NAMES
-from shared.embedded import EmbeddedRedis, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_SCRIPT = Path(__file__).with_name("upstream_server.py")

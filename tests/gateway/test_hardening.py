@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.embedded import free_port
 from gateway.http import (
     GUNICORN_LIMIT_REQUEST_FIELD_SIZE,
     GUNICORN_LIMIT_REQUEST_FIELDS,
@@ -21,7 +22,6 @@ from gateway.http import (
     MAX_HEADER_FIELD_BYTES,
     MAX_HEADER_FIELDS,
 )
-from shared.embedded import free_port
 
 from .conftest import GatewayProcess, Upstream, stop_process, wait_for_port
 

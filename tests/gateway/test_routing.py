@@ -137,7 +137,7 @@ def test_readyz_is_503_naming_the_service_that_is_down(start_gateway, start_upst
 
 
 def test_readyz_is_503_when_redis_is_unreachable(start_gateway, start_upstream) -> None:
-    from shared.embedded import free_port
+    from devtools.embedded import free_port
 
     ussd, sabong = start_upstream("ussd"), start_upstream("sabong")
     gateway = start_gateway(

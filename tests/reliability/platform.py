@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.embedded import EmbeddedRedis, free_port
 from scripts.serve import command, environment, prepare
 from shared.config import load_settings
-from shared.embedded import EmbeddedRedis, free_port
 from tests.live_services import PROJECT_ROOT, SABONG_TEST_SECRET, create_k2_client, service_env
 
 HOST = "127.0.0.1"

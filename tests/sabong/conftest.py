@@ -26,11 +26,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from devtools.embedded import free_port
 from services.sabong import create_app
 from services.sabong.cli import main as cli_main
 from services.sabong.runtime import CLOCK, EXTENSION
 from shared import signing
-from shared.embedded import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "your-secret-key"  # the contract's test-vector secret

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from devtools.embedded import EmbeddedRedis
 from devtools.postgres import EmbeddedPostgres
-from shared.embedded import EmbeddedRedis
 
 from .conftest import MakeApp, Partner, gunicorn_sabong, reconcile_exit
 

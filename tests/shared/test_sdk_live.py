@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis as redis_py
 
-from shared.embedded import EmbeddedRedis
+from devtools.embedded import EmbeddedRedis
 from shared.sdk import (
     AuthenticationError,
     ConflictError,

@@ -16,9 +16,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devtools.embedded import free_port
 from services.ussd import accounts, create_app
 from services.ussd.runtime import EXTENSION, Runtime
-from shared.embedded import free_port
 
 from .helpers import PASSWORD, Partner
 

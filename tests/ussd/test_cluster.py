@@ -13,7 +13,7 @@ from services.ussd.runtime import EXTENSION
 
 from .helpers import PASSWORD, Partner, assert_envelope, bearer, login, login_token, new_service_id
 
-cluster = pytest.importorskip("shared.cluster", reason="Redis Cluster support not present")
+cluster = pytest.importorskip("devtools.cluster", reason="Redis Cluster support not present")
 
 
 @pytest.fixture
