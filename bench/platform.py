@@ -19,8 +19,9 @@ from types import TracebackType
 
 from devtools.embedded import EmbeddedRedis, free_port
 from devtools.postgres import EmbeddedPostgres, child_pids
+from devtools.processes import group_members, serve_command
 from scripts import migrate, serve
-from scripts.children import Child, group_members
+from scripts.children import Child
 from scripts.run import StopFlag, start_all, stop_all, stop_stage
 from shared.config import SECRET_NAMES, Settings
 
@@ -139,10 +140,11 @@ class Platform:
             self.children.append(
                 Child(
                     component,
-                    self.command(component),
+                    # The one server command line, unless a tuning patch replaces it.
+                    self.command(component) if self.command_patch else serve_command(component),
                     {**env, **extra},
                     self.workdir / "log" / f"{component}.log",
-                    f"{self.url(component)}/readyz",
+                    probe_url=f"{self.url(component)}/readyz",
                 )
             )
         self.children.append(
@@ -151,7 +153,7 @@ class Platform:
                 self.reference_command(),
                 env,
                 self.workdir / "log" / f"{REFERENCE}.log",
-                f"{self.url(REFERENCE)}/",
+                probe_url=f"{self.url(REFERENCE)}/",
             )
         )
         try:
