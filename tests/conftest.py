@@ -51,7 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """In cluster mode, skip the tests marked single_redis, saying why."""
+    """Mark the tests that start a server subprocess; in cluster mode, skip the tests marked
+    single_redis, saying why."""
+    for item in items:
+        if needs_server(item):
+            item.add_marker(pytest.mark.server)
     if not CLUSTER_MODE:
         return
     for item in items:
@@ -59,6 +63,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if marker is not None:
             reason = marker.args[0] if marker.args else "single-server test"
             item.add_marker(pytest.mark.skip(reason=f"TEST_REDIS=cluster: {reason}"))
+
+
+# `make test-fast` runs what needs no server subprocess: unit tests and in-process Flask
+# test clients on the embedded Redis/PostgreSQL. These suites and fixtures start services,
+# gateways, echo upstreams, `make run`, a Redis Cluster or the bench's platform.
+SERVER_SUITES = ("e2e", "reliability", "cluster", "bench")
+SERVER_FIXTURES = {
+    "start_gateway", "shared_platform", "start_upstream", "resetting_upstream",
+    "ussd_server", "live_sabong", "sabong_two_workers", "platform", "start_platform",
+    "redis_cluster", "own_redis_cluster", "suite_redis_cluster", "cluster_url",
+}  # fmt: skip
+TESTS_ROOT = Path(__file__).resolve().parent
+
+
+def needs_server(item: pytest.Item) -> bool:
+    """True for a test that starts a server subprocess (marked `server`, explicitly or by
+    its suite or fixtures)."""
+    if item.get_closest_marker("server") is not None:
+        return True
+    parts = item.path.resolve().relative_to(TESTS_ROOT).parts
+    if len(parts) > 1 and parts[0] in SERVER_SUITES:
+        return True
+    return bool(SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,11 @@ SABONG_TEST_SECRET = "live-test-sabong-secret-" + "x" * 16
 
 
 def services_importable() -> str | None:
-    """None when both wsgi modules import; otherwise why not (for a skip message)."""
+    """None when both wsgi modules import; otherwise why not.
+
+    Only tests/shared/test_sdk_live.py still asks (it skips on the answer, which it should
+    not: a project that does not import is a failure); the SDK move owns that file.
+    """
     probe = "import services.ussd.wsgi, services.sabong.wsgi"
     with tempfile.TemporaryDirectory() as scratch:
         # Explicit secrets and a throwaway .env: nothing is ever written elsewhere.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
+
+from gateway.docs import docs_asset
 
 from .conftest import GatewayProcess, Upstream, request, upstream_headers
 
@@ -162,16 +162,11 @@ def test_docs_are_served_by_the_gateway_itself(
     gateway, ussd, sabong = shared_platform
     before = len(ussd.received_ids()) + len(sabong.received_ids())
     answer = gateway.request("GET", path)
-    if importlib.util.find_spec("gateway.docs") is None:
-        assert answer.status == 404
-    else:
-        from gateway.docs import docs_asset
-
-        expected = docs_asset(path)
-        assert expected is not None
-        assert answer.status == 200
-        assert answer.header("content-type") == expected[0]
-        assert answer.body == expected[1]
+    expected = docs_asset(path)
+    assert expected is not None
+    assert answer.status == 200
+    assert answer.header("content-type") == expected[0]
+    assert answer.body == expected[1]
     assert len(ussd.received_ids()) + len(sabong.received_ids()) == before
 
 
