@@ -65,14 +65,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason=f"TEST_REDIS=cluster: {reason}"))
 
 
-# `make test-fast` runs what needs no server subprocess: unit tests and in-process Flask
-# test clients on the embedded Redis/PostgreSQL. These suites and fixtures start services,
-# gateways, echo upstreams, `make run`, a Redis Cluster or the bench's platform.
+# `make test-fast` runs what needs no server subprocess of its own: unit tests and
+# in-process Flask test clients on the run's shared embedded Redis and PostgreSQL (started
+# once). These suites and fixtures start services, gateways, echo upstreams, `make run`,
+# a Redis Cluster, the bench's platform, or a Redis/PostgreSQL of the test's own to stop
+# or kill (outage tests: they wait out timeouts, and each own PostgreSQL runs initdb).
 SERVER_SUITES = ("e2e", "reliability", "cluster", "bench")
 SERVER_FIXTURES = {
     "start_gateway", "shared_platform", "start_upstream", "resetting_upstream",
     "ussd_server", "live_sabong", "sabong_two_workers", "platform", "start_platform",
     "redis_cluster", "own_redis_cluster", "suite_redis_cluster", "cluster_url",
+    "own_redis", "own_postgres",
 }  # fmt: skip
 TESTS_ROOT = Path(__file__).resolve().parent
 
