@@ -47,8 +47,7 @@ def serve_command(component: str) -> list[str]:
 
 @dataclass
 class ServerProcess:
-    """One server process in its own process group (argv None: an external server that is
-    only probed, never started or stopped)."""
+    """One server process in its own process group (argv None: external, only probed)."""
 
     name: str
     argv: list[str] | None
@@ -83,8 +82,7 @@ class ServerProcess:
             )
 
     def wait_ready(self, ready: Callable[[], bool], timeout: float, what: str = "") -> None:
-        """Poll `ready` until it is true; a StartupError (with the log's end) if the process
-        exits first or `timeout` seconds pass."""
+        """Poll `ready` until true; StartupError with the log's end on exit or timeout."""
         deadline = time.monotonic() + timeout
         while not ready():
             self.check_alive(during="start-up")
@@ -137,8 +135,7 @@ class ServerProcess:
             self.process.wait(5)
 
     def stop(self, grace: float = DEFAULT_STOP_GRACE) -> bool:
-        """Terminate, wait up to `grace` for the whole group, SIGKILL the rest; True when
-        it stopped cleanly (nothing had to be killed)."""
+        """Terminate, wait `grace` s for the whole group, SIGKILL the rest; True if clean."""
         self.terminate()
         deadline = time.monotonic() + grace
         while not self.gone() and time.monotonic() < deadline:
@@ -188,8 +185,7 @@ def served(
     probe: str = "/healthz",
     timeout: float = DEFAULT_READY_TIMEOUT,
 ) -> contextlib.AbstractContextManager[ServerProcess]:
-    """`python -m scripts.serve <component>` (its port and sizing set in `env`), ready
-    once `base_url + probe` answers 200; stopped, process group and all, on exit."""
+    """`python -m scripts.serve <component>` (port and sizing in `env`), ready on `probe`."""
     argv = serve_command(component)
     return running(component, argv, env, log_path, base_url + probe, timeout)
 
