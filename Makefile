@@ -24,7 +24,7 @@ test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	TEST_REDIS=cluster $(VENV)/bin/pytest tests/sabong tests/ussd -m "not browser and not slow" -q
 
-# Under a minute: every test that starts no server subprocess of its own (unit tests and
+# About a minute: every test that starts no server subprocess of its own (unit tests and
 # in-process apps on one embedded Redis and PostgreSQL); the `server` marker is in tests/conftest.py.
 .PHONY: test-fast
 test-fast: $(STAMP)
