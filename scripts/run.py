@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from devtools.embedded import EmbeddedRedis
 from devtools.postgres import EmbeddedPostgres
+from devtools.processes import serve_command
 from shared.config import PROJECT_ROOT, Settings, load_settings
-from shared.embedded import EmbeddedRedis
 from shared.exceptions import ConfigError
 
 from . import banner, migrate
@@ -58,7 +59,7 @@ def var_dir(settings: Settings) -> Path:
 
 def child_command(component: str) -> list[str]:
     """What `make run` starts for a component: the same entry point the containers run."""
-    return [sys.executable, "-m", "scripts.serve", component]
+    return serve_command(component)
 
 
 def embedded_redis(settings: Settings, data: Path) -> EmbeddedRedis:
@@ -140,7 +141,9 @@ def build_children(settings: Settings, data: Path, found: Stores) -> list[Child]
     for component in COMPONENTS:
         url = f"http://{bind_address(host, port(component, settings))}/readyz"
         children.append(
-            Child(component, child_command(component), env, logs / f"{component}.log", url)
+            Child(
+                component, child_command(component), env, logs / f"{component}.log", probe_url=url
+            )
         )
     return children
 

@@ -31,10 +31,10 @@ import pytest
 import redis as redis_py
 from redis.cluster import RedisCluster
 
+from devtools.cluster import LocalRedisCluster, redis_cli_binary
+from devtools.embedded import EmbeddedRedis, redis_server_binary
 from devtools.postgres import EmbeddedPostgres
 from scripts.migrate import upgrade
-from shared.cluster import LocalRedisCluster, redis_cli_binary
-from shared.embedded import EmbeddedRedis, redis_server_binary
 from shared.exceptions import ConfigError
 
 REDIS_MODES = ("single", "cluster")
@@ -51,7 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """In cluster mode, skip the tests marked single_redis, saying why."""
+    """Mark the tests that start a server subprocess; in cluster mode, skip the tests marked
+    single_redis, saying why."""
+    for item in items:
+        if needs_server(item):
+            item.add_marker(pytest.mark.server)
     if not CLUSTER_MODE:
         return
     for item in items:
@@ -59,6 +63,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if marker is not None:
             reason = marker.args[0] if marker.args else "single-server test"
             item.add_marker(pytest.mark.skip(reason=f"TEST_REDIS=cluster: {reason}"))
+
+
+# `make test-fast` runs what needs no server subprocess of its own: unit tests and
+# in-process Flask test clients on the run's shared embedded Redis and PostgreSQL (started
+# once). These suites and fixtures start services, gateways, echo upstreams, `make run`,
+# a Redis Cluster, the bench's platform, or a Redis/PostgreSQL of the test's own to stop
+# or kill (outage tests: they wait out timeouts, and each own PostgreSQL runs initdb).
+SERVER_SUITES = ("e2e", "reliability", "cluster", "bench")
+SERVER_FIXTURES = {
+    "start_gateway", "shared_platform", "start_upstream", "resetting_upstream",
+    "ussd_server", "live_sabong", "sabong_two_workers", "platform", "start_platform",
+    "redis_cluster", "own_redis_cluster", "suite_redis_cluster", "cluster_url",
+    "own_redis", "own_postgres",
+}  # fmt: skip
+TESTS_ROOT = Path(__file__).resolve().parent
+
+
+def needs_server(item: pytest.Item) -> bool:
+    """True for a test that starts a server subprocess (marked `server`, explicitly or by
+    its suite or fixtures)."""
+    if item.get_closest_marker("server") is not None:
+        return True
+    parts = item.path.resolve().relative_to(TESTS_ROOT).parts
+    if len(parts) > 1 and parts[0] in SERVER_SUITES:
+        return True
+    return bool(SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Real HTTP servers for tests: the services under gunicorn, and a scripted local server.
+"""Real HTTP servers for tests: the services and the gateway as `python -m scripts.serve`
+starts them, and a scripted local server.
 
 Plain helpers and context managers (no fixtures) so any test module can build its own.
 """
@@ -11,45 +12,21 @@ import os
 import secrets
 import subprocess
 import sys
-import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from shared.embedded import free_port
+from devtools.embedded import free_port
+from devtools.processes import served
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SABONG_TEST_SECRET = "live-test-sabong-secret-" + "x" * 16
 
 
 # -- the real services ----------------------------------------------------------------
-
-
-def services_importable() -> str | None:
-    """None when both wsgi modules import; otherwise why not (for a skip message)."""
-    probe = "import services.ussd.wsgi, services.sabong.wsgi"
-    with tempfile.TemporaryDirectory() as scratch:
-        # Explicit secrets and a throwaway .env: nothing is ever written elsewhere.
-        env = service_env("redis://127.0.0.1:1/0", Path(scratch) / "probe.env")
-        result = subprocess.run(
-            [sys.executable, "-c", probe],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    if result.returncode == 0:
-        return None
-    last = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
-    return f"services not importable yet: {last}"
 
 
 def service_env(redis_url: str, dotenv: Path, **extra: str) -> dict[str, str]:
@@ -80,47 +57,23 @@ def _base_env(overrides: Mapping[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: Mapping[str, str], log_dir: Path, workers: int = 2) -> Iterator[str]:
-    """Run `app` (module:attr) under gunicorn on a free port; yield its base URL."""
+def service(
+    component: str, env: Mapping[str, str], log_dir: Path, workers: int = 2
+) -> Iterator[str]:
+    """`python -m scripts.serve <component>` (ussd or sabong) on a free port; yield its URL."""
     port = free_port()
-    log_path = log_dir / f"{app.replace(':', '_')}-{port}.log"
-    command = [
-        sys.executable, "-m", "gunicorn", app,
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--graceful-timeout", "5",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT
-        )
+    prefix = component.upper()
+    settings = {
+        "METRICS_DIR": str(log_dir / "metrics"),
+        **env,
+        "BIND_HOST": "127.0.0.1",
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_WORKERS": str(workers),
+        "GUNICORN_GRACEFUL_TIMEOUT": "5",
+    }
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base_url, process, log_path)
+    with served(component, settings, log_dir / f"{component}-{port}.log", base_url):
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll `/healthz` until 200, the process dies, or 30 s pass."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(base_url + "/healthz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server not healthy in 30 s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def create_k2_client(env: Mapping[str, str], username: str, password: str) -> dict[str, Any]:
@@ -158,8 +111,8 @@ def live_platform(redis_url: str, tmp_path: Path, workers: int = 2) -> Iterator[
     """Start the USSD and Sabong services (gunicorn) on free ports for one test."""
     env = service_env(redis_url, tmp_path / "test.env")
     with (
-        gunicorn("services.ussd.wsgi:app", env, tmp_path, workers) as ussd_url,
-        gunicorn("services.sabong.wsgi:app", env, tmp_path, workers) as sabong_url,
+        service("ussd", env, tmp_path, workers) as ussd_url,
+        service("sabong", env, tmp_path, workers) as sabong_url,
     ):
         yield Platform(ussd_url, sabong_url, env)
 
@@ -248,27 +201,15 @@ def json_reply(status: int, body: Any, headers: Mapping[str, str] | None = None)
 
 @contextlib.contextmanager
 def real_gateway(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
-    """The real gateway (`gateway.server.command`) on a free port; yield its base URL."""
-    from gateway.server import command
-
+    """The real gateway (`python -m scripts.serve gateway`) on a free port; yield its URL."""
     port = free_port()
-    log_path = log_dir / f"gateway-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command("127.0.0.1", port, 1),
-            cwd=PROJECT_ROOT,
-            env=dict(env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    settings = {
+        "METRICS_DIR": str(log_dir / "metrics"),
+        **env,
+        "BIND_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_WORKERS": "1",
+    }
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base_url, process, log_path)
+    with served("gateway", settings, log_dir / f"gateway-{port}.log", base_url):
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)

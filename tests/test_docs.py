@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devtools.embedded import free_port
+from devtools.processes import running
 from gateway.docs import docs_asset
-from shared.embedded import free_port
 from tests.browser import headless_chromium
 from tests.live_services import PROJECT_ROOT, real_gateway, service_env
 
@@ -104,41 +102,18 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 
 
 @contextlib.contextmanager
-def _serving(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+def _serving(argv: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[str]:
     """Run a server subprocess until `/docs` answers 200; yield its base URL."""
-    process = subprocess.Popen(
-        argv, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(base + "/docs", timeout=2) as answer,
-            ):
-                if answer.status == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("docs server did not come up in 30 s")
+    with running("docs", argv, env, log, base + "/docs", timeout=30):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @contextlib.contextmanager
-def stdlib_docs_server() -> Iterator[str]:
+def stdlib_docs_server(log: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    with _serving([sys.executable, "-c", DOCS_SERVER, str(port)], port, env) as base:
+    with _serving([sys.executable, "-c", DOCS_SERVER, str(port)], port, env, log) as base:
         yield base
 
 
@@ -170,7 +145,7 @@ def _rendered_paths(driver: object, url: str, screenshot: Path) -> tuple[set[str
 
 @pytest.mark.browser
 def test_swagger_ui_renders_both_apis(browser: object, tmp_path: Path) -> None:
-    with stdlib_docs_server() as base:
+    with stdlib_docs_server(tmp_path / "docs.log") as base:
         paths, title = _rendered_paths(browser, base + "/docs", tmp_path / "docs.png")
     assert "Partner APIs" in title
     assert paths == DOCUMENTED_PATHS
@@ -180,8 +155,6 @@ def test_swagger_ui_renders_both_apis(browser: object, tmp_path: Path) -> None:
 
 @pytest.mark.browser
 def test_docs_through_the_real_gateway(browser: object, tmp_path: Path) -> None:
-    if importlib.util.find_spec("gateway.server") is None:
-        pytest.skip("gateway.server not available yet")
     # Upstreams are not used by /docs; rate limiting off so no Redis is needed.
     env = service_env("redis://127.0.0.1:1/0", tmp_path / "gateway.env", GATEWAY_RATE_LIMIT="0")
     with real_gateway(env, tmp_path) as base:

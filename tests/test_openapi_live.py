@@ -29,7 +29,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from shared.embedded import EmbeddedRedis, free_port
+from devtools.embedded import EmbeddedRedis, free_port
 from shared.signing import canonical_query, sign
 from tests.live_services import (
     Platform,
@@ -41,11 +41,11 @@ from tests.live_services import (
     real_gateway,
     scripted_server,
     service_env,
-    services_importable,
 )
 from tests.sabong.conftest import reconcile_exit, seed_user
 
-pytestmark = pytest.mark.timeout(240)
+# Starts both services and gateways as subprocesses.
+pytestmark = [pytest.mark.timeout(240), pytest.mark.server]
 
 DOC: dict[str, Any] = json.loads(resources.files("shared").joinpath("openapi.json").read_bytes())
 SCHEMA = schemathesis.openapi.from_dict(DOC)
@@ -89,9 +89,6 @@ def platform(
     redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
     """Both services for this module, on the session Redis (emptied first)."""
-    missing = services_importable()
-    if missing:
-        pytest.skip(missing)
     redis_py.Redis.from_url(redis_server.url).flushall()
     with live_platform(redis_server.url, tmp_path_factory.mktemp("live-openapi")) as running:
         yield running

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import redis as redis_py
 
+from devtools.cluster import LocalRedisCluster, LocalRedisSentinel, redis_cli_binary
+from devtools.embedded import EmbeddedRedis, redis_server_binary
 from shared import redis as shared_redis
-from shared.cluster import LocalRedisCluster, LocalRedisSentinel, redis_cli_binary
-from shared.embedded import EmbeddedRedis, redis_server_binary
 from shared.exceptions import ConfigError
 
 

@@ -17,8 +17,8 @@ from redis.exceptions import (
 )
 from redis.sentinel import MasterNotFoundError
 
+from devtools.cluster import LocalRedisCluster, LocalRedisSentinel, free_cluster_port
 from shared import redis as shared_redis
-from shared.cluster import LocalRedisCluster, LocalRedisSentinel, free_cluster_port
 from shared.exceptions import ConfigError, StoreUnavailable
 
 # Both keys of a pair are written by one script; the tag keeps them in one slot.

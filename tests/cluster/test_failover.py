@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 import redis as redis_py
 
+from devtools.cluster import LocalRedisCluster, LocalRedisSentinel
+from devtools.embedded import EmbeddedRedis
 from shared import redis as shared_redis
-from shared.cluster import LocalRedisCluster, LocalRedisSentinel
-from shared.embedded import EmbeddedRedis
 
 from .traffic import Report, Traffic, summarise
 

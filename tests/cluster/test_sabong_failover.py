@@ -26,11 +26,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.cluster import LocalRedisCluster
 from services.sabong import store
 from shared import redis as shared_redis
 from shared import signing
-from shared.cluster import LocalRedisCluster
-from tests.live_services import SABONG_TEST_SECRET, gunicorn, service_env
+from tests.live_services import SABONG_TEST_SECRET, service, service_env
 
 PATH = "/api/v1/generate-auth-token"
 STORE_FAILURE = {
@@ -156,7 +156,7 @@ def test_sabong_service_survives_a_master_failover(
     env = service_env(cluster.url, tmp_path / "sabong.env", DATABASE_URL=database_url)
     # A third of the guards and tokens live on any one master: its loss shows at once.
     slot = shared_redis.hash_slot(store.client_replay_key("FO-0-0", "x"))
-    with gunicorn("services.sabong.wsgi:app", env, tmp_path) as base_url:
+    with service("sabong", env, tmp_path) as base_url:
         traffic = SignedTraffic(base_url).start()
         try:
             time.sleep(WARM_UP_SECONDS)

@@ -19,11 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import Connection
 
+from devtools.cluster import LocalRedisCluster
 from services.sabong import store
 from services.sabong.issuance import issue, new_login_token, unusable_password_hash
 from services.sabong.users import Issuance, SabongUsers
 from shared import redis as shared_redis
-from shared.cluster import LocalRedisCluster
 from shared.db import Database
 from shared.exceptions import SignatureRejected, StoreUnavailable
 from tests.sabong.test_concurrency import all_at_once

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis as redis_py
 
-from shared.cluster import LocalRedisCluster
+from devtools.cluster import LocalRedisCluster
 from shared.redis import hash_slot, same_slot
 
 

@@ -6,9 +6,9 @@ import uuid
 
 import redis as redis_py
 
+from devtools.cluster import LocalRedisCluster
 from services.ussd import store
 from shared import redis as shared_redis
-from shared.cluster import LocalRedisCluster
 
 # Redis 6.2 indexes every key of a cluster node by slot (about 130 bytes a key, see
 # test_sabong_store.py), on top of the single-server budget (SPEC: 200 bytes).

@@ -17,11 +17,11 @@ import pytest
 import redis as redis_py
 from flask.testing import FlaskClient
 
+from devtools.cluster import LocalRedisCluster
 from services.ussd import accounts, create_app
 from services.ussd.runtime import EXTENSION, Runtime
 from services.ussd.store import client_cache_key, login_counter_keys
 from shared import redis as shared_redis
-from shared.cluster import LocalRedisCluster
 from tests.ussd.conftest import ussd_config
 from tests.ussd.helpers import PASSWORD, Partner, bearer, login_token, new_service_id
 

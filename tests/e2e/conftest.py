@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from devtools.embedded import free_port
 from shared.config import PROJECT_ROOT, SECRET_NAMES
-from shared.embedded import free_port
 
 from .procs import ProcInfo, all_processes, descendants, kill_all
 

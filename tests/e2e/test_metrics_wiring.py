@@ -7,8 +7,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import PROJECT_ROOT, SECRET_NAMES
-from shared.embedded import free_port
+from devtools.embedded import free_port
+from devtools.processes import served
+from shared.config import SECRET_NAMES
 
 from .conftest import http
 
@@ -50,30 +49,9 @@ def sabong_two_workers(tmp_path: Path, redis_url: str) -> Iterator[Served]:
         }
     )
     log = tmp_path / "sabong.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.serve", "sabong"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(base + "/healthz"):
-            assert process.poll() is None, "sabong exited during start-up"
-            assert time.monotonic() < deadline, "sabong not up within 30 s"
-            time.sleep(0.1)
+    with served("sabong", env, log, base):
         yield Served(base, log)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 def _answers(url: str) -> bool:

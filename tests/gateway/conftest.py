@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from gateway.server import command
+from devtools.embedded import EmbeddedRedis, free_port
+from devtools.processes import ServerProcess, StartupError, serve_command
 from shared.config import SECRET_NAMES
-from shared.embedded import EmbeddedRedis, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_SCRIPT = Path(__file__).with_name("upstream_server.py")
@@ -38,6 +38,15 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -
         except OSError:
             time.sleep(0.03)
     raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
+
+
+def _accepts(port: int) -> bool:
+    """True when something accepts a TCP connection on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def stop_process(process: subprocess.Popen[bytes], kill: bool = False) -> None:
@@ -87,29 +96,37 @@ class Upstream:
 
 @dataclass
 class GatewayProcess:
-    """One gateway served exactly as production serves it: `gateway.server.command`."""
+    """One gateway served exactly as production serves it: `python -m scripts.serve gateway`."""
 
     port: int
     env: dict[str, str]
     log_path: Path
     workers: int = 1
-    process: subprocess.Popen[bytes] | None = None
+    server: ServerProcess | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.server.process if self.server is not None else None
 
     def start(self) -> GatewayProcess:
-        argv = command("127.0.0.1", self.port, self.workers)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                argv, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        env = {
+            "METRICS_DIR": str(self.log_path.parent / "metrics"),
+            **self.env,
+            "BIND_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_WORKERS": str(self.workers),
+        }
+        self.server = ServerProcess("gateway", serve_command("gateway"), env, self.log_path)
+        self.server.start()
         try:
-            wait_for_port(self.port, self.process, START_TIMEOUT_SECONDS)
-        except RuntimeError as exc:
+            self.server.wait_ready(lambda: _accepts(self.port), START_TIMEOUT_SECONDS)
+        except StartupError as exc:
             raise RuntimeError(f"{exc}\n--- gateway log ---\n{self.log()}") from None
         return self
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
+        if self.server is not None:
+            self.server.stop(grace=10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -177,14 +177,19 @@ def test_slow_upstream_does_not_block_other_requests(start_gateway, start_upstre
     gateway = start_gateway(GATEWAY_RATE_LIMIT="0", GATEWAY_SABONG_UPSTREAMS=upstream.address)
     slow: list[Response] = []
     slow_thread = threading.Thread(
-        target=lambda: slow.append(gateway.request("GET", SABONG_PATH + "?sleep=2"))
+        target=lambda: slow.append(gateway.request("GET", SABONG_PATH + "?sleep=5"))
     )
     slow_thread.start()
-    time.sleep(0.2)  # the slow request is in flight
-    started = time.monotonic()
+    # The slow request is in flight once the upstream has read it (it logs on arrival).
+    deadline = time.monotonic() + 10
+    while not upstream.received_ids():
+        assert time.monotonic() < deadline, "the slow request never reached the upstream"
+        time.sleep(0.01)
     fast = [gateway.request("GET", SABONG_PATH) for _ in range(20)]
-    fast_elapsed = time.monotonic() - started
-    slow_thread.join(10)
+    # All 20 were answered while the slow one was still waiting for its upstream: an
+    # ordering, not a stopwatch (5 s is far more than 20 requests take on a busy machine).
+    fast_done_first = not slow
+    slow_thread.join(15)
     assert [a.status for a in fast] == [200] * 20
-    assert fast_elapsed < 1.5
-    assert slow and slow[0].status == 200 and slow[0].elapsed >= 1.9
+    assert fast_done_first
+    assert slow and slow[0].status == 200 and slow[0].elapsed >= 4.9

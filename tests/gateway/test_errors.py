@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.embedded import free_port
+from devtools.embedded import free_port
 
 from .conftest import GatewayProcess, Upstream
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.embedded import free_port
+from devtools.embedded import free_port
 
 from .conftest import GatewayProcess, Upstream
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import redis as redis_py
 
+from devtools.embedded import EmbeddedRedis, free_port
 from gateway.config import GatewayConfig
 from shared.config import Settings
-from shared.embedded import EmbeddedRedis, free_port
 from shared.exceptions import ConfigError
 
 SABONG_PATH = "/api/v1/generate-auth-token"

@@ -159,7 +159,11 @@ def test_sigterm_lets_the_request_in_flight_finish(start_gateway, start_upstream
         target=lambda: answers.append(gateway.request("GET", SABONG_PATH + "?sleep=1"))
     )
     slow.start()
-    time.sleep(0.3)
+    # SIGTERM only once the request is in flight: the upstream has read it.
+    deadline = time.monotonic() + 10
+    while not upstream.received_ids():
+        assert time.monotonic() < deadline, "the request never reached the upstream"
+        time.sleep(0.01)
     assert gateway.process is not None
     gateway.process.send_signal(signal.SIGTERM)
     slow.join(10)

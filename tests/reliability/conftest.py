@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.live_services import services_importable
-
 from .platform import Platform, running_platform
 from .traffic import Partner, sign_in_partner
 
@@ -26,16 +24,8 @@ StartPlatform = Callable[..., Platform]
 Figures = Callable[[str], None]
 
 
-@pytest.fixture(scope="session")
-def platform_importable() -> None:
-    """Skip, saying why, when the services cannot even be imported."""
-    missing = services_importable()
-    if missing:
-        pytest.skip(missing)
-
-
 @pytest.fixture
-def start_platform(tmp_path: Path, platform_importable: None) -> Iterator[StartPlatform]:
+def start_platform(tmp_path: Path) -> Iterator[StartPlatform]:
     """Start whole platforms (`start_platform(sabong_replicas=2, ...)`); all stopped after."""
     with contextlib.ExitStack() as stack:
         count = 0
@@ -57,9 +47,7 @@ def shared_partner(shared_platform: Platform) -> Partner:
 
 
 @pytest.fixture(scope="module")
-def shared_platform(
-    tmp_path_factory: pytest.TempPathFactory, platform_importable: None
-) -> Iterator[Platform]:
+def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """One platform (one replica of each service) for a module whose tests kill nothing."""
     with running_platform(tmp_path_factory.mktemp("shared-platform")) as platform:
         yield platform

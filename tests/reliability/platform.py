@@ -1,6 +1,6 @@
 """A whole platform as real processes: own AOF Redis, USSD and Sabong replicas, the gateway.
 
-Every server is started with the command line production uses (`scripts.serve.command`),
+Every server is started with the command line production uses (`python -m scripts.serve`),
 on free ports, with explicit secrets and a throwaway `.env` (`DOTENV_PATH`). Each server
 runs in a process group of its own, so a test can SIGKILL or SIGSTOP a replica with all
 its workers, and teardown can prove that nothing it started is left running.
@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.serve import command, environment, prepare
-from shared.config import load_settings
-from shared.embedded import EmbeddedRedis, free_port
-from tests.live_services import PROJECT_ROOT, SABONG_TEST_SECRET, create_k2_client, service_env
+from devtools.embedded import EmbeddedRedis, free_port
+from devtools.processes import ServerProcess, StartupError, group_members, http_ok, serve_command
+from tests.live_services import SABONG_TEST_SECRET, create_k2_client, service_env
 
 HOST = "127.0.0.1"
 START_TIMEOUT_SECONDS = 30.0
@@ -48,6 +47,7 @@ class Server:
     log_path: Path
     argv: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    server: ServerProcess | None = None
 
     @property
     def address(self) -> str:
@@ -58,38 +58,22 @@ class Server:
         return f"http://{self.address}"
 
     def start(self) -> Server:
-        """Launch the component exactly as `python -m scripts.serve <component>` would."""
+        """Launch the component with the one command line, `python -m scripts.serve <it>`."""
         component = "gateway" if self.name.startswith("gateway") else self.name.split("-")[0]
-        settings = load_settings(environ=self.env)
-        self.argv = command(component, settings)
-        extra = environment(component, settings)
-        prepare(extra)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.argv,
-                cwd=PROJECT_ROOT,
-                env={**self.env, **extra},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Its own group: SIGKILL/SIGSTOP reach the master and every worker at once.
-                start_new_session=True,
-            )
+        self.argv = serve_command(component)
+        # Its own group: SIGKILL/SIGSTOP reach the master and every worker at once.
+        self.server = ServerProcess(self.name, self.argv, self.env, self.log_path)
+        self.server.start()
+        self.process = self.server.process
         return self
 
     def wait_until(self, path: str, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Poll `path` until it answers 200; fail with the log tail if the process dies."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise PlatformError(f"{self.name} exited early:\n{self.log_tail()}")
-            try:
-                with _LOCAL.open(self.url + path, timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        raise PlatformError(f"{self.name} {path} not 200 within {timeout}s:\n{self.log_tail()}")
+        assert self.server is not None
+        try:
+            self.server.wait_ready(lambda: http_ok(self.url + path, 2), timeout, f" ({path})")
+        except StartupError as exc:
+            raise PlatformError(str(exc)) from None
 
     def signal_group(self, signum: signal.Signals) -> None:
         """Send `signum` to the component's whole process group (master and workers)."""
@@ -141,7 +125,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.process.poll()  # reap the leader, or it stays a zombie member of the group
-            if not _group_alive(self.process.pid):
+            if not group_members(self.process.pid):
                 return True
             time.sleep(0.05)
         return False
@@ -169,21 +153,6 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while any non-zombie process is in process group `pgid`."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Sabong fixtures: the app on a real Redis, a partner that signs exactly what it sends,
-and a real gunicorn (gthread) server for tests that cross a process."""
+and the real server (`python -m scripts.serve sabong`) for tests that cross a process."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import io
 import json
 import os
 import secrets
-import subprocess
-import sys
 import time
 import urllib.parse
 import uuid
@@ -26,11 +24,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from devtools.embedded import free_port
+from devtools.processes import served
 from services.sabong import create_app
 from services.sabong.cli import main as cli_main
 from services.sabong.runtime import CLOCK, EXTENSION
 from shared import signing
-from shared.embedded import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "your-secret-key"  # the contract's test-vector secret
@@ -230,49 +229,26 @@ class LiveSabong:
 def gunicorn_sabong(
     redis_url: str, log_dir: Path, threads: int = 16, **extra: str
 ) -> Iterator[LiveSabong]:
-    """Run services.sabong.wsgi:app under gunicorn with gthread workers (`extra` settings,
-    e.g. a DATABASE_URL of the test's own, over the run's)."""
+    """`python -m scripts.serve sabong` (gunicorn, 2 gthread workers) on a free port
+    (`extra` settings, e.g. a DATABASE_URL of the test's own, over the run's)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secret = secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SABONG_", "USSD_"))}
     env.update(base_settings(redis_url, SABONG_CLIENT_SECRETS=secret, SABONG_LOGIN_BASE_URL=url))
     env.update(extra)
-    env.update(DOTENV_PATH=str(log_dir / "live.env"), PYTHONPATH=str(PROJECT_ROOT))
-    log_path = log_dir / "gunicorn-sabong.log"
-    command = [
-        sys.executable, "-m", "gunicorn", "services.sabong.wsgi:app",
-        "--bind", f"127.0.0.1:{port}", "--workers", "2",
-        "--worker-class", "gthread", "--threads", str(threads),
-        "--graceful-timeout", "3",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    live = LiveSabong(url, secret, env)
-    try:
-        _wait_healthy(live, process, log_path)
-        yield live
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _wait_healthy(live: LiveSabong, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{log.read_text(errors='replace')[-3000:]}")
-        with contextlib.suppress(OSError):
-            if live.request("GET", "/healthz").status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn not healthy in 30 s:\n{log.read_text(errors='replace')[-3000:]}")
+    env.update(
+        DOTENV_PATH=str(log_dir / "live.env"),
+        PYTHONPATH=str(PROJECT_ROOT),
+        METRICS_DIR=str(log_dir / "metrics"),
+        BIND_HOST="127.0.0.1",
+        SABONG_PORT=str(port),
+        SABONG_WORKERS="2",
+        SABONG_THREADS=str(threads),
+        GUNICORN_GRACEFUL_TIMEOUT="3",
+    )
+    with served("sabong", env, log_dir / "gunicorn-sabong.log", url):
+        yield LiveSabong(url, secret, env)
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from devtools.embedded import free_port
 from services.sabong.cli import main
-from shared.embedded import free_port
 
 from .conftest import PROJECT_ROOT, Partner
 

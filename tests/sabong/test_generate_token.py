@@ -16,11 +16,11 @@ from flask import Flask
 from psycopg import Connection
 from psycopg.rows import dict_row
 
+from devtools.embedded import EmbeddedRedis
 from services.sabong import store
 from services.sabong.issuance import _BYTE_TO_CHAR, TOKEN_ALPHABET, new_login_token
 from services.sabong.runtime import EXTENSION
 from services.sabong.users import REFERRAL_MODULUS, REFERRAL_MULTIPLIER, referral_suffix
-from shared.embedded import EmbeddedRedis
 from shared.redis import is_cluster
 
 from .conftest import PATH, MakeApp, Partner, valid_fields

@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 from psycopg import Connection
 from redis.cluster import RedisCluster
 
+from devtools.embedded import EmbeddedRedis
 from devtools.postgres import EmbeddedPostgres
 from services.sabong import sessions, store
-from shared.embedded import EmbeddedRedis
 from shared.redis import is_cluster
 
 from .conftest import MakeApp, Partner

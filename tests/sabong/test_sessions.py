@@ -7,9 +7,9 @@ import pytest
 import redis as redis_py
 from flask.testing import FlaskClient
 
+from devtools.embedded import EmbeddedRedis
 from services.sabong import sessions
 from services.sabong.accounts import SESSION_ID
-from shared.embedded import EmbeddedRedis
 
 from .conftest import MakeApp, Partner
 

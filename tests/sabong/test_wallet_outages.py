@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from devtools.embedded import EmbeddedRedis
 from devtools.postgres import EmbeddedPostgres
-from shared.embedded import EmbeddedRedis
 
 from .conftest import MakeApp, Partner, gunicorn_sabong, reconcile_exit
 
@@ -100,6 +100,7 @@ def test_postgres_down_gives_500s_then_the_same_signed_request_may_be_resent(
     assert reconcile_exit(own_postgres.url) == (0, "")
 
 
+@pytest.mark.server
 def test_kill_9_of_postgres_under_wallet_load_loses_no_acknowledged_transaction(
     own_postgres: EmbeddedPostgres, redis_url: str, tmp_path: Path
 ) -> None:

@@ -27,13 +27,12 @@ from partner_sdk import (
 from partner_sdk.jwt_payload import token_expiry, unverified_claims
 from partner_sdk.transport import Transport
 
-from shared.embedded import EmbeddedRedis
+from devtools.embedded import EmbeddedRedis
 from tests.live_services import (
     Platform,
     create_k2_client,
     live_platform,
     real_gateway,
-    services_importable,
 )
 from tests.sabong.conftest import reconcile_exit, seed_user
 from tests.sdk.wire import lossy_relay, wire_server
@@ -46,9 +45,6 @@ def platform(
     redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
     """Both services for this module, on the session Redis (emptied first)."""
-    missing = services_importable()
-    if missing:
-        pytest.skip(missing)
     redis_py.Redis.from_url(redis_server.url).flushall()
     with live_platform(redis_server.url, tmp_path_factory.mktemp("live-sdk")) as running:
         yield running

@@ -161,7 +161,7 @@ def test_success_does_not_raise_and_exposes_the_envelope() -> None:
 
 
 def test_refused_connection_is_a_transport_error() -> None:
-    from shared.embedded import free_port
+    from devtools.embedded import free_port
 
     transport = Transport(f"http://127.0.0.1:{free_port()}", timeout=2)
     with pytest.raises(TransportError) as caught:

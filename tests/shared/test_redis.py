@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from devtools.embedded import EmbeddedRedis
 from shared import redis as shared_redis
-from shared.embedded import EmbeddedRedis
 from shared.exceptions import StoreUnavailable
 
 

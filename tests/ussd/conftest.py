@@ -1,13 +1,9 @@
 """USSD fixtures: an app on the test Redis, a test client, cheap partner accounts, and a
-real gunicorn server for what crosses a process."""
+real server (`python -m scripts.serve ussd`) for what crosses a process."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devtools.embedded import free_port
+from devtools.processes import served
 from services.ussd import accounts, create_app
 from services.ussd.runtime import EXTENSION, Runtime
-from shared.embedded import free_port
 
 from .helpers import PASSWORD, Partner
 
@@ -93,43 +90,18 @@ def partner(make_partner: Callable[..., Partner]) -> Partner:
 
 @pytest.fixture
 def ussd_server(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    """A real gunicorn (gthread workers) serving the USSD app; yields its base URL."""
+    """`python -m scripts.serve ussd` (gunicorn, 2 gthread workers x 16 threads); yields
+    its base URL."""
     port = free_port()
     env = {**os.environ, **ussd_config(redis_url, USSD_SCRYPT_N="1024")}
-    env["DOTENV_PATH"] = str(tmp_path / ".env")
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 (closed after the server)
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn",
-            "--worker-class", "gthread", "--workers", "2", "--threads", "16",
-            "--bind", f"127.0.0.1:{port}", "--no-control-socket",
-            "services.ussd.wsgi:app",
-        ],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    env.update(
+        DOTENV_PATH=str(tmp_path / ".env"),
+        METRICS_DIR=str(tmp_path / "metrics"),
+        BIND_HOST="127.0.0.1",
+        USSD_PORT=str(port),
+        USSD_WORKERS="2",
+        USSD_THREADS="16",
+    )
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(base_url, process, tmp_path / "gunicorn.log")
+    with served("ussd", env, tmp_path / "gunicorn.log", base_url):
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"gunicorn not healthy in 30 s:\n{log.read_text(errors='replace')}")

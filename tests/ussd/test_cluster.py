@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from devtools import cluster
 from services.ussd import accounts
 from services.ussd.runtime import EXTENSION
 
 from .helpers import PASSWORD, Partner, assert_envelope, bearer, login, login_token, new_service_id
-
-cluster = pytest.importorskip("shared.cluster", reason="Redis Cluster support not present")
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from devtools.embedded import EmbeddedRedis
 from services.ussd import accounts
 from services.ussd.runtime import EXTENSION
 from services.ussd.store import service_id_key
-from shared.embedded import EmbeddedRedis
 
 from .helpers import (
     PASSWORD,

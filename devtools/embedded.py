@@ -13,7 +13,7 @@ from types import TracebackType
 
 import redis as redis_py
 
-from .exceptions import ConfigError
+from shared.exceptions import ConfigError
 
 
 def redis_server_binary() -> str:

@@ -29,8 +29,8 @@ from typing import Any, Self, cast
 
 import redis as redis_py
 
-from .embedded import EmbeddedRedis, redis_server_binary
-from .exceptions import ConfigError
+from devtools.embedded import EmbeddedRedis, redis_server_binary
+from shared.exceptions import ConfigError
 
 CLUSTER_SLOTS = 16384
 # Redis Cluster talks node-to-node on port + 10000, so a node port must leave room for it.
