@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -211,15 +212,27 @@ def test_a_child_that_dies_stops_everything(platform: Platform) -> None:
     assert_nothing_left(platform)
 
 
-def test_a_component_that_cannot_start_is_named_with_its_output(platform: Platform) -> None:
-    """A bad setting: the error names the component and shows the tail of its output."""
+def test_a_malformed_setting_is_refused_before_anything_starts(platform: Platform) -> None:
+    """A bad value: the schema check names the variable; no store or server is started."""
     platform.env["SABONG_WORKERS"] = "many"
     platform.start()
     status, _ = platform.wait_exit(timeout=45)
     assert status == 1
+    assert "SABONG_WORKERS must be an integer, got 'many'" in platform.stderr()
+    assert not (platform.workdir / "var" / "redis").exists()
+    assert not platform.orphans_using_ports()
+
+
+def test_a_component_that_cannot_start_is_named_with_its_output(platform: Platform) -> None:
+    """A server that dies at start-up: the error names it and shows the tail of its output."""
+    # gunicorn reads GUNICORN_CMD_ARGS itself, so only the gunicorn components fail.
+    platform.env["GUNICORN_CMD_ARGS"] = "--no-such-option"
+    platform.start()
+    status, _ = platform.wait_exit(timeout=45)
+    assert status == 1
     stderr = platform.stderr()
-    assert "sabong exited with status 1 during start-up" in stderr
-    assert "SABONG_WORKERS must be an integer" in stderr
+    assert re.search(r"(ussd|ussd-login|sabong) exited with status \d+ during start-up", stderr)
+    assert "--no-such-option" in stderr
     assert not platform.orphans_using_ports()
 
 
