@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from psycopg import sql
 
 from shared.db import Database
 from shared.exceptions import StoreUnavailable
+from shared.timestamps import iso_utc
 
 from .validation import HistoryQuery
 
@@ -412,19 +413,6 @@ def history_row(row: tuple[Any, ...]) -> dict[str, Any]:
         "type": kind,
         "referenceId": reference,
         "description": description,
-        "createdAt": iso_millis(created),
+        "createdAt": iso_utc(created),
         "balanceAfter": f"{after:.2f}",
     }
-
-
-def iso_millis(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with milliseconds and `Z` (2026-12-02T05:01:02.345Z); None stays None."""
-    if moment is None:
-        return None
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def utc_datetime(epoch: float) -> datetime:
-    """A Unix time as an aware UTC datetime (what timestamptz columns take)."""
-    return datetime.fromtimestamp(epoch, UTC)

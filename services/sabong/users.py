@@ -21,6 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from shared.db import Database
+from shared.timestamps import iso_utc
 
 # REF-YYYY-XXXXXX: XXXXXX = base-36 of (id * MULTIPLIER + OFFSET) mod 36^6. MULTIPLIER is
 # coprime to 36 (so to 36^6), which makes the map a bijection: distinct ids below 36^6
@@ -115,14 +116,6 @@ class IssueResult:
     is_new: bool
 
 
-def iso_utc(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with milliseconds and `Z`, as the API shows times; None stays None."""
-    if moment is None:
-        return None
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
 def user_record(row: dict[str, Any]) -> dict[str, Any]:
     """A user row as the service shows it (no password), with its wallet."""
     return {
@@ -197,7 +190,7 @@ class SabongUsers:
                 "userId": user_id,
                 "ipAddress": ip_address,
                 "expiresIn": expires_in,
-                "at": iso_utc(issued_at),  # type: ignore[arg-type]
+                "at": iso_utc(issued_at),  # type: ignore[call-overload]
             }
             for entry_id, owner, user_id, ip_address, expires_in, issued_at in rows
         ]

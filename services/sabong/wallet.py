@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from shared.exceptions import BadRequest, StoreUnavailable, ValidationFailed
 from shared.observability import WALLET_REFUSALS, WALLET_REPLAYS, WALLET_TRANSACTIONS
+from shared.timestamps import iso_utc, utc_datetime
 from shared.web import parse_json_object
 
 from .ledger import (
@@ -17,8 +18,6 @@ from .ledger import (
     Posted,
     Posting,
     TransactionType,
-    iso_millis,
-    utc_datetime,
 )
 from .runtime import Runtime
 from .validation import (
@@ -51,7 +50,7 @@ def get_balance(rt: Runtime, args: dict[str, str], signature: str) -> dict[str, 
         "userId": found.user_id,
         "clientId": found.client_id,
         "balance": found.balance,
-        "updatedAt": iso_millis(found.updated_at),
+        "updatedAt": iso_utc(found.updated_at),
     }
 
 

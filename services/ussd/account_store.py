@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from shared.db import Database
+from shared.timestamps import iso_utc, parse_iso
 
 from .store import client_tag, username_field
 
@@ -87,19 +88,6 @@ class NewClient:
 
     created: bool
     username_taken: bool = False
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and `Z`, as JavaScript's toISOString() writes it."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    """The instant an ISO 8601 string names (a `Z` suffix is UTC); ValueError otherwise."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp without a time zone: {text!r}")
-    return moment
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, str]:

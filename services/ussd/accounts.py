@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .account_store import iso_utc
+from shared.timestamps import iso_utc
+
 from .exceptions import ClientNotFound, InvalidAccountField, UsernameTaken
 from .passwords import hash_password
 from .runtime import Runtime

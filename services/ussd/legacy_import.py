@@ -30,8 +30,9 @@ import redis as redis_py
 
 from shared.db import Database
 from shared.redis import translate_errors
+from shared.timestamps import parse_iso
 
-from .account_store import AccountStore, parse_iso
+from .account_store import AccountStore
 from .store import TAG_LENGTH, is_uuid, username_field
 
 LEGACY_USERS_KEY = "ussd:users"

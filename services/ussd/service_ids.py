@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.observability import SERVICE_IDS_ISSUED
+from shared.timestamps import iso_utc
 
-from .account_store import iso_utc
 from .accounts import public_user
 from .client_cache import with_client_cached
 from .credentials import (
