@@ -164,22 +164,31 @@ class AccountStore:
         return [_record(row) for row in rows]
 
     def set_active(
-        self, username: str, active: bool, before_commit: Callable[[dict[str, str]], None]
+        self,
+        username: str,
+        active: bool,
+        now: datetime,
+        before_commit: Callable[[dict[str, str]], None],
     ) -> dict[str, str] | None:
-        """Enable or disable (disabling bumps gen); None when there is no such client.
+        """Enable or disable (disabling bumps gen) as of `now`; None when there is no such
+        client.
 
         `before_commit` gets the changed record while the row is still locked and the
         change not yet committed; an exception from it rolls the change back. A client
         already in that state is not changed, but still handed to `before_commit`.
         """
-        params = {"active": active, "now": datetime.now(UTC)}
+        params = {"active": active, "now": now}
         return self._change(SET_ACTIVE, username, params, before_commit)
 
     def set_password_hash(
-        self, username: str, password_hash: str, before_commit: Callable[[dict[str, str]], None]
+        self,
+        username: str,
+        password_hash: str,
+        now: datetime,
+        before_commit: Callable[[dict[str, str]], None],
     ) -> dict[str, str] | None:
         """Replace the password hash and bump gen; None when there is no such client."""
-        params = {"hash": password_hash, "now": datetime.now(UTC)}
+        params = {"hash": password_hash, "now": now}
         return self._change(NEW_CREDENTIALS, username, params, before_commit)
 
     def _change(
@@ -208,13 +217,16 @@ class AccountStore:
         return updated == 1
 
     def insert_api_key(
-        self, client_uuid: str, key_id: str, service_id: str, expires_at: datetime
+        self,
+        client_uuid: str,
+        key_id: str,
+        service_id: str,
+        created_at: datetime,
+        expires_at: datetime,
     ) -> None:
         """Record a new API key of the client, linked to its Service ID."""
         with self.database.transaction() as conn:
-            conn.execute(
-                INSERT_API_KEY, (client_uuid, key_id, service_id, datetime.now(UTC), expires_at)
-            )
+            conn.execute(INSERT_API_KEY, (client_uuid, key_id, service_id, created_at, expires_at))
 
     # -- the one-off import of the previous version's Redis data (legacy_import.py) ---
 
