@@ -17,9 +17,9 @@ from shared.redis import connect
 from shared.signing import SIGNATURE_WINDOW_SECONDS
 from shared.web import ServiceFlask, origin_of, without_url_redirects
 
+from . import errors
 from .blueprints import health, login, session, tokens, wallet
-from .errors import register_error_handlers
-from .runtime import CLOCK, EXTENSION, Runtime
+from .runtime import EXTENSION, Runtime
 from .sessions import SessionStore
 from .store import SabongStore
 from .users import SabongUsers
@@ -52,10 +52,9 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         # dies on schedule, and ordinary responses do not re-send Set-Cookie.
         SESSION_REFRESH_EACH_REQUEST=False,
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=session_seconds(settings)),
-        **{CLOCK: time.time},
     )
     app.extensions[EXTENSION] = build_runtime(settings)
-    register_error_handlers(app)
+    errors.register(app)
     register_blueprints(app)
     observability.init_flask(app, "sabong", metrics_allow(settings))
     return app
@@ -84,6 +83,7 @@ def build_runtime(settings: Settings) -> Runtime:
         login_base_url=login_base_url,
         app_url=settings.get("SABONG_APP_URL", DEFAULT_APP_URL),
         own_origin=origin_of(login_base_url),
+        clock=time.time,
     )
 
 

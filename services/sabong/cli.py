@@ -22,6 +22,7 @@ from shared.db import Database
 from shared.exceptions import ConfigError, StoreUnavailable
 from shared.redis import connect
 
+from .exceptions import ReconcileFailed
 from .ledger import Ledger
 from .legacy_import import import_from_redis
 from .sessions import SessionStore
@@ -72,14 +73,6 @@ def reconcile(settings: Settings, database: Database, args: argparse.Namespace) 
     if problems:
         raise ReconcileFailed(problems)
     return {"wallets": len(ledger.wallets()), "problems": {}}
-
-
-class ReconcileFailed(Exception):
-    """Some wallets do not add up: `problems` maps each clientId to what is wrong."""
-
-    def __init__(self, problems: dict[str, list[str]]) -> None:
-        super().__init__("reconcile failed")
-        self.problems = problems
 
 
 def import_legacy(settings: Settings, database: Database, args: argparse.Namespace) -> Any:

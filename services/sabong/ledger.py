@@ -36,6 +36,7 @@ from shared.db import Database
 from shared.exceptions import StoreUnavailable
 from shared.timestamps import iso_utc
 
+from .exceptions import DuplicateReference, InsufficientBalance, OutcomeUnknown, UserNotFound
 from .validation import HistoryQuery
 
 log = logging.getLogger(__name__)
@@ -115,31 +116,6 @@ ALL_TRANSACTIONS_SQL = """
 SELECT client_id, id, type, amount, balance_after FROM sabong_transactions
 ORDER BY client_id, id
 """
-
-
-class UserNotFound(Exception):
-    """No user (so no wallet) has this clientId."""
-
-
-class InsufficientBalance(Exception):
-    """A debit larger than the balance; nothing was applied."""
-
-    def __init__(self, balance: Decimal, amount: Decimal) -> None:
-        super().__init__("insufficient balance")
-        self.balance = balance
-        self.amount = amount
-
-
-class DuplicateReference(Exception):
-    """The reference was already used for a different amount; nothing was applied."""
-
-    def __init__(self, transaction_id: int) -> None:
-        super().__init__("duplicate reference")
-        self.transaction_id = transaction_id
-
-
-class OutcomeUnknown(StoreUnavailable):
-    """The database went away during the statement: it may or may not have committed."""
 
 
 @dataclass(frozen=True)

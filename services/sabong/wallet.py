@@ -11,10 +11,10 @@ from shared.observability import WALLET_REFUSALS, WALLET_REPLAYS, WALLET_TRANSAC
 from shared.timestamps import iso_utc, utc_datetime
 from shared.web import parse_json_object
 
+from .exceptions import OutcomeUnknown
 from .ledger import (
     HistoryPage,
     Ledger,
-    OutcomeUnknown,
     Posted,
     Posting,
     TransactionType,
