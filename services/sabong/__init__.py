@@ -20,9 +20,9 @@ from shared.web import ServiceFlask, origin_of, without_url_redirects
 from . import errors
 from .blueprints import health, login, session, tokens, wallet
 from .runtime import EXTENSION, Runtime
-from .sessions import SessionStore
+from .session_store import SessionStore
 from .store import SabongStore
-from .users import SabongUsers
+from .user_store import UserStore
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LOGIN_BASE_URL = "http://127.0.0.1:8080"
@@ -77,7 +77,7 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         store=store,
         database=database,
-        users=SabongUsers(database),
+        users=UserStore(database),
         sessions=SessionStore(client, session_seconds(settings)),
         client_secrets=settings.get_list("SABONG_CLIENT_SECRETS"),
         login_base_url=login_base_url,

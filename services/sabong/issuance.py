@@ -31,7 +31,7 @@ from shared.timestamps import iso_from_epoch_ms
 from shared.web import parse_json_object
 
 from .store import SabongStore
-from .users import Issuance, IssueResult, SabongUsers, upsert_user
+from .user_store import Issuance, IssueResult, UserStore, upsert_user
 from .validation import TokenRequest, is_missing, validate_token_request
 
 TOKEN_LENGTH = 64
@@ -61,7 +61,7 @@ def unusable_password_hash() -> str:
 
 
 def generate_auth_token(
-    users: SabongUsers,
+    users: UserStore,
     store: SabongStore,
     body: bytes,
     signature: str,
@@ -96,7 +96,7 @@ def generate_auth_token(
 
 
 def issue(
-    users: SabongUsers, store: SabongStore, item: Issuance, token: str, signature: str
+    users: UserStore, store: SabongStore, item: Issuance, token: str, signature: str
 ) -> IssueResult:
     """The user and audit (PostgreSQL) and the token (Redis): all or nothing (see above)."""
     token_stored = False

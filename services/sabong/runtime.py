@@ -10,9 +10,9 @@ from flask import Flask, current_app
 
 from shared.db import Database
 
-from .sessions import SessionStore
+from .session_store import SessionStore
 from .store import SabongStore
-from .users import SabongUsers
+from .user_store import UserStore
 
 EXTENSION = "sabong"
 
@@ -25,7 +25,7 @@ class Runtime:
 
     store: SabongStore
     database: Database
-    users: SabongUsers
+    users: UserStore
     sessions: SessionStore
     client_secrets: tuple[str, ...]
     login_base_url: str

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from services.sabong import store
 from services.sabong.issuance import _BYTE_TO_CHAR, TOKEN_ALPHABET, new_login_token
 from services.sabong.runtime import EXTENSION
-from services.sabong.users import REFERRAL_MODULUS, REFERRAL_MULTIPLIER, referral_suffix
+from services.sabong.user_store import REFERRAL_MODULUS, REFERRAL_MULTIPLIER, referral_suffix
 from shared.embedded import EmbeddedRedis
 from shared.redis import is_cluster
 

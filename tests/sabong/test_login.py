@@ -15,7 +15,8 @@ from psycopg import Connection
 from redis.cluster import RedisCluster
 
 from devtools.postgres import EmbeddedPostgres
-from services.sabong import sessions, store
+from services.sabong import session_store as sessions
+from services.sabong import store
 from shared.embedded import EmbeddedRedis
 from shared.redis import is_cluster
 

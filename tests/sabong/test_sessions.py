@@ -7,8 +7,8 @@ import pytest
 import redis as redis_py
 from flask.testing import FlaskClient
 
-from services.sabong import sessions
-from services.sabong.accounts import SESSION_ID
+from services.sabong import session_store as sessions
+from services.sabong.signin import SESSION_ID
 from shared.embedded import EmbeddedRedis
 
 from .conftest import MakeApp, Partner

@@ -157,7 +157,7 @@ class HistoryPage:
     rows: list[dict[str, Any]]
 
 
-class Ledger:
+class WalletStore:
     """The wallets and their transactions in PostgreSQL."""
 
     def __init__(self, database: Database) -> None:

@@ -3,7 +3,7 @@
 The durable records live in PostgreSQL (tables in migrations/versions/0001_initial.py):
 a user per clientId (`sabong_users`), the wallet created with it (`sabong_wallets`) and
 one audit row per token issuance (`sabong_issuance_audit`). The wallet's money
-movements belong to services/sabong/ledger.py.
+movements belong to services/sabong/wallet_store.py.
 
 One issuance is ONE statement (`UPSERT_SQL`): update the user if it exists, else insert
 it with its wallet; then the audit row. Concurrent first calls for one clientId meet on
@@ -157,7 +157,7 @@ def upsert_user(conn: psycopg.Connection[Any], item: Issuance) -> IssueResult:
     return IssueResult(user_id=int(row[0]), is_new=bool(row[1]))
 
 
-class SabongUsers:
+class UserStore:
     """PostgreSQL reads of Sabong users and the audit; each read is one short transaction.
 
     The write, `upsert_user`, runs inside the issuance's own transaction (issuance.py).
