@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.db_layer [--debits 3000]
 
 Starts a durable embedded PostgreSQL of its own (fsync on, synchronous commit), creates
-one funded wallet, and runs the same debit statement (services.sabong.ledger.POST_SQL),
+one funded wallet, and runs the same debit statement (services.sabong.wallet_store.POST_SQL),
 one autocommit statement per debit as the service does, sequentially, through each layer
 in turn (alternating rounds, since this machine's speed drifts). CPU is this
 process's (user + system): what the access layer costs the service per debit; the
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from devtools.postgres import EmbeddedPostgres
 from scripts.migrate import upgrade
-from services.sabong.ledger import POST_SQL, Ledger, Posting
+from services.sabong.wallet_store import POST_SQL, Posting, WalletStore
 from shared.db import Database, sqlalchemy_url
 
 CLIENT = "BENCH-WALLET"
@@ -65,8 +65,8 @@ def params(index: int) -> dict[str, Any]:
 
 
 def psycopg_debits(url: str, count: int, offset: int) -> None:
-    """The service's own path: shared.db.Database (psycopg pool) and Ledger.post."""
-    ledger = Ledger(Database(url, max_size=4))
+    """The service's own path: shared.db.Database (psycopg pool) and WalletStore.post."""
+    ledger = WalletStore(Database(url, max_size=4))
     for index in range(offset, offset + count):
         p = params(index)
         ledger.post(Posting(CLIENT, "debit", p["amount"], None, p["reference"], p["now"]))

@@ -19,7 +19,7 @@ import redis as redis_py
 from services.sabong import REPLAY_TTL_SECONDS
 from services.sabong.issuance import issue, new_login_token, unusable_password_hash
 from services.sabong.store import SabongStore
-from services.sabong.users import Issuance, SabongUsers
+from services.sabong.user_store import Issuance, UserStore
 from services.ussd import accounts
 from services.ussd.runtime import build_runtime
 from shared.config import Settings
@@ -99,7 +99,7 @@ def create_pool_users(settings: Settings, pool: int = CLIENT_POOL) -> list[int]:
     """The pool's users, by the service's own issuance (PostgreSQL and Redis); their ids."""
     store = sabong_store(settings)
     database = database_from_settings(settings)
-    users = SabongUsers(database)
+    users = UserStore(database)
     stamp = int(time.time() * 1000)
     batch = secrets.token_hex(6)
 
@@ -183,7 +183,7 @@ def signed_token_headers(secret: str, body: bytes, timestamp: int) -> dict[str, 
     }
 
 
-# Bench set-up only (the service's SQL lives in services/sabong/ledger.py): players with
+# Bench set-up only (the service's SQL lives in services/sabong/wallet_store.py): players with
 # funded wallets, written in one statement, their opening balance recorded as a credit so
 # that `python -m services.sabong reconcile` holds after a bench.
 SEED_WALLETS_SQL = """

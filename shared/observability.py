@@ -78,6 +78,7 @@ from .netaccess import (
     peer_allowed,
     wsgi_peer,
 )
+from .timestamps import iso_from_epoch
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -146,22 +147,8 @@ os.register_at_fork(after_in_child=_Process.refresh)
 _dump_line = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
-# iso_timestamp runs for every access-log line (the gateway's hot path): the date and
-# time are formatted once per second, the milliseconds looked up. Entry 1000 repeats .999
-# for a fraction that float rounding turns into 1000 ms.
-_cached_second: tuple[int, str] = (-1, "")
-_MILLIS = (*(f".{ms:03d}Z" for ms in range(1000)), ".999Z")
-
-
-def iso_timestamp(epoch: float) -> str:
-    """`epoch` as ISO 8601 UTC with milliseconds, e.g. 2026-01-31T23:59:59.123Z."""
-    global _cached_second
-    second = int(epoch)
-    cached = _cached_second
-    if cached[0] != second:
-        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        _cached_second = cached
-    return cached[1] + _MILLIS[int((epoch - second) * 1000)]
+# The log lines' `ts` (gateway/logs.py imports it under this name).
+iso_timestamp = iso_from_epoch
 
 
 def new_request_id(incoming: str | None) -> str:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from services.sabong import create_app as create_sabong
-from services.sabong.accounts import SESSION_ID
+from services.sabong.signin import SESSION_ID
 from services.ussd import accounts as ussd_accounts
 from services.ussd import create_app as create_ussd
 from services.ussd.runtime import EXTENSION as USSD_EXTENSION

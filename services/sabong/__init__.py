@@ -17,13 +17,13 @@ from shared.redis import connect
 from shared.signing import SIGNATURE_WINDOW_SECONDS
 from shared.web import ServiceFlask, origin_of, without_url_redirects
 
+from . import errors
 from .blueprints import health, login, session, tokens, wallet
-from .errors import register_error_handlers
-from .runtime import CLOCK, EXTENSION, Runtime
-from .sessions import SessionStore
+from .runtime import EXTENSION, Runtime
+from .session_store import SessionStore
 from .settings import SabongSettings
 from .store import SabongStore
-from .users import SabongUsers
+from .user_store import UserStore
 
 # A signature stays acceptable while |now - timestamp| <= 300 s, i.e. for up to 600 s
 # after it is first seen (a timestamp may be 300 s ahead); 60 s more absorbs clock skew
@@ -51,10 +51,9 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         # dies on schedule, and ordinary responses do not re-send Set-Cookie.
         SESSION_REFRESH_EACH_REQUEST=False,
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=sabong.session_seconds),
-        **{CLOCK: time.time},
     )
     app.extensions[EXTENSION] = build_runtime(settings)
-    register_error_handlers(app)
+    errors.register(app)
     register_blueprints(app)
     observability.init_flask(app, "sabong", metrics_allow(settings))
     return app
@@ -70,12 +69,13 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         store=store,
         database=database,
-        users=SabongUsers(database),
+        users=UserStore(database),
         sessions=SessionStore(client, sabong.session_seconds),
         client_secrets=sabong.client_secrets,
         login_base_url=login_base_url,
         app_url=sabong.app_url,
         own_origin=origin_of(login_base_url),
+        clock=time.time,
     )
 
 

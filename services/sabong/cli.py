@@ -22,10 +22,11 @@ from shared.db import Database
 from shared.exceptions import ConfigError, StoreUnavailable
 from shared.redis import connect
 
-from .ledger import Ledger
+from .exceptions import ReconcileFailed
 from .legacy_import import import_from_redis
-from .sessions import SessionStore
-from .users import SabongUsers
+from .session_store import SessionStore
+from .user_store import UserStore
+from .wallet_store import WalletStore
 
 
 @dataclass(frozen=True)
@@ -37,29 +38,29 @@ class Command:
 
 
 def show_user(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
-    found = SabongUsers(database).find(args.client_id)
+    found = UserStore(database).find(args.client_id)
     if found is None:
         raise LookupError(f"no user with clientId {args.client_id!r}")
     return found
 
 
 def list_users(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
-    return SabongUsers(database).list_all()
+    return UserStore(database).list_all()
 
 
 def audit(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
-    return SabongUsers(database).audit(args.client_id, args.limit)
+    return UserStore(database).audit(args.client_id, args.limit)
 
 
 def wallet_show(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
-    found = Ledger(database).wallets(args.client_id)
+    found = WalletStore(database).wallets(args.client_id)
     if not found:
         raise LookupError(f"no wallet with clientId {args.client_id!r}")
     return found[0]
 
 
 def wallet_transactions(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
-    ledger = Ledger(database)
+    ledger = WalletStore(database)
     if not ledger.wallets(args.client_id):
         raise LookupError(f"no wallet with clientId {args.client_id!r}")
     return ledger.transactions(args.client_id, args.limit)
@@ -67,19 +68,11 @@ def wallet_transactions(settings: Settings, database: Database, args: argparse.N
 
 def reconcile(settings: Settings, database: Database, args: argparse.Namespace) -> Any:
     """Every wallet checked; ReconcileFailed naming each one that does not add up."""
-    ledger = Ledger(database)
+    ledger = WalletStore(database)
     problems = ledger.reconcile()
     if problems:
         raise ReconcileFailed(problems)
     return {"wallets": len(ledger.wallets()), "problems": {}}
-
-
-class ReconcileFailed(Exception):
-    """Some wallets do not add up: `problems` maps each clientId to what is wrong."""
-
-    def __init__(self, problems: dict[str, list[str]]) -> None:
-        super().__init__("reconcile failed")
-        self.problems = problems
 
 
 def import_legacy(settings: Settings, database: Database, args: argparse.Namespace) -> Any:

@@ -1,20 +1,22 @@
-"""What the views need at run time: the stores, the settings, and an injectable clock."""
+"""What the views need at run time: the stores, the settings and the clock; `runtime()` is
+the one accessor request handlers use."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from flask import current_app
+from flask import Flask, current_app
 
 from shared.db import Database
 
-from .sessions import SessionStore
+from .session_store import SessionStore
 from .store import SabongStore
-from .users import SabongUsers
+from .user_store import UserStore
 
 EXTENSION = "sabong"
-CLOCK = "SABONG_CLOCK"  # app.config entry: a `() -> float` Unix time; tests pin it
+
+Clock = Callable[[], float]  # Unix time in seconds
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,16 @@ class Runtime:
 
     store: SabongStore
     database: Database
-    users: SabongUsers
+    users: UserStore
     sessions: SessionStore
     client_secrets: tuple[str, ...]
     login_base_url: str
     app_url: str
     own_origin: str  # SABONG_LOGIN_BASE_URL's origin: the one origin allowed to POST
+    # Unix time (seconds) of every business decision: the signature window, token expiry,
+    # session and ledger timestamps. Redis TTLs run on Redis's own clock. Tests pin it
+    # with set_clock().
+    clock: Clock
 
 
 def runtime() -> Runtime:
@@ -39,5 +45,9 @@ def runtime() -> Runtime:
 
 def now() -> float:
     """The current Unix time according to the app's clock."""
-    clock: Callable[[], float] = current_app.config[CLOCK]
-    return clock()
+    return runtime().clock()
+
+
+def set_clock(app: Flask, clock: Clock) -> None:
+    """Make `app` read the time from `clock` from now on (tests pin the time with it)."""
+    app.extensions[EXTENSION] = replace(app.extensions[EXTENSION], clock=clock)

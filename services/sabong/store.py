@@ -1,7 +1,7 @@
 """Every Redis key and Lua script of the Sabong service: only what expires.
 
 Users, wallets and the issuance audit are durable records in PostgreSQL
-(services/sabong/users.py). Redis keeps what has a TTL (prefix `sabong:`; the `{...}`
+(services/sabong/user_store.py). Redis keeps what has a TTL (prefix `sabong:`; the `{...}`
 hash tag decides the Redis Cluster slot):
 
     sabong:{c:<clientId>}:r:<sig>    string  replay guard of one accepted signature (TTL)

@@ -8,18 +8,10 @@ from typing import Any, TypeVar
 
 from shared.exceptions import BadRequest, StoreUnavailable, ValidationFailed
 from shared.observability import WALLET_REFUSALS, WALLET_REPLAYS, WALLET_TRANSACTIONS
+from shared.timestamps import iso_utc, utc_datetime
 from shared.web import parse_json_object
 
-from .ledger import (
-    HistoryPage,
-    Ledger,
-    OutcomeUnknown,
-    Posted,
-    Posting,
-    TransactionType,
-    iso_millis,
-    utc_datetime,
-)
+from .exceptions import OutcomeUnknown
 from .models import MAX_CLIENT_ID_CHARS
 from .rules import is_missing
 from .runtime import Runtime
@@ -28,6 +20,13 @@ from .validation import (
     validate_client_id,
     validate_history_query,
     validate_money_request,
+)
+from .wallet_store import (
+    HistoryPage,
+    Posted,
+    Posting,
+    TransactionType,
+    WalletStore,
 )
 
 R = TypeVar("R")
@@ -45,13 +44,13 @@ def get_balance(rt: Runtime, args: dict[str, str], signature: str) -> dict[str, 
     rt.store.remember_signature(signature, replay_key_client(args.get("clientId")))
     client_id = validate_client_id(args.get("clientId"))
     found = with_replay_release(
-        rt, signature, client_id, lambda: Ledger(rt.database).balance(client_id)
+        rt, signature, client_id, lambda: WalletStore(rt.database).balance(client_id)
     )
     return {
         "userId": found.user_id,
         "clientId": found.client_id,
         "balance": found.balance,
-        "updatedAt": iso_millis(found.updated_at),
+        "updatedAt": iso_utc(found.updated_at),
     }
 
 
@@ -83,7 +82,7 @@ def post_money(
         now=utc_datetime(now),
     )
     posted = with_replay_release(
-        rt, signature, client_key, lambda: Ledger(rt.database).post(posting)
+        rt, signature, client_key, lambda: WalletStore(rt.database).post(posting)
     )
     (WALLET_REPLAYS if posted.replayed else WALLET_TRANSACTIONS).labels(kind).inc()
     return posted
@@ -106,7 +105,7 @@ def get_transactions(rt: Runtime, args: dict[str, str], signature: str) -> dict[
     rt.store.remember_signature(signature, replay_key_client(args.get("clientId")))
     query = validate_history_query(args)
     page = with_replay_release(
-        rt, signature, query.client_id, lambda: Ledger(rt.database).history(query)
+        rt, signature, query.client_id, lambda: WalletStore(rt.database).history(query)
     )
     return history_data(query, page)
 

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from shared.db import Database
+from shared.timestamps import iso_utc, parse_iso
 
 from .store import client_tag, username_field
 
@@ -87,19 +88,6 @@ class NewClient:
 
     created: bool
     username_taken: bool = False
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and `Z`, as JavaScript's toISOString() writes it."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    """The instant an ISO 8601 string names (a `Z` suffix is UTC); ValueError otherwise."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp without a time zone: {text!r}")
-    return moment
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, str]:
@@ -176,22 +164,31 @@ class AccountStore:
         return [_record(row) for row in rows]
 
     def set_active(
-        self, username: str, active: bool, before_commit: Callable[[dict[str, str]], None]
+        self,
+        username: str,
+        active: bool,
+        now: datetime,
+        before_commit: Callable[[dict[str, str]], None],
     ) -> dict[str, str] | None:
-        """Enable or disable (disabling bumps gen); None when there is no such client.
+        """Enable or disable (disabling bumps gen) as of `now`; None when there is no such
+        client.
 
         `before_commit` gets the changed record while the row is still locked and the
         change not yet committed; an exception from it rolls the change back. A client
         already in that state is not changed, but still handed to `before_commit`.
         """
-        params = {"active": active, "now": datetime.now(UTC)}
+        params = {"active": active, "now": now}
         return self._change(SET_ACTIVE, username, params, before_commit)
 
     def set_password_hash(
-        self, username: str, password_hash: str, before_commit: Callable[[dict[str, str]], None]
+        self,
+        username: str,
+        password_hash: str,
+        now: datetime,
+        before_commit: Callable[[dict[str, str]], None],
     ) -> dict[str, str] | None:
         """Replace the password hash and bump gen; None when there is no such client."""
-        params = {"hash": password_hash, "now": datetime.now(UTC)}
+        params = {"hash": password_hash, "now": now}
         return self._change(NEW_CREDENTIALS, username, params, before_commit)
 
     def _change(
@@ -220,13 +217,16 @@ class AccountStore:
         return updated == 1
 
     def insert_api_key(
-        self, client_uuid: str, key_id: str, service_id: str, expires_at: datetime
+        self,
+        client_uuid: str,
+        key_id: str,
+        service_id: str,
+        created_at: datetime,
+        expires_at: datetime,
     ) -> None:
         """Record a new API key of the client, linked to its Service ID."""
         with self.database.transaction() as conn:
-            conn.execute(
-                INSERT_API_KEY, (client_uuid, key_id, service_id, datetime.now(UTC), expires_at)
-            )
+            conn.execute(INSERT_API_KEY, (client_uuid, key_id, service_id, created_at, expires_at))
 
     # -- the one-off import of the previous version's Redis data (legacy_import.py) ---
 

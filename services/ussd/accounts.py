@@ -11,10 +11,10 @@ import re
 import secrets
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from .account_store import iso_utc
+from shared.timestamps import iso_utc, utc_datetime
+
 from .exceptions import ClientNotFound, InvalidAccountField, UsernameTaken
 from .models import MAX_PASSWORD_CHARS
 from .passwords import hash_password
@@ -30,11 +30,6 @@ DEFAULT_ROLE = "client"
 # A fresh UUID whose 8-hex tag is already taken is retried; 5 misses in a row would mean
 # billions of clients, so the loop is a guard, not a real path.
 TAG_ATTEMPTS = 5
-
-
-def utc_now_iso() -> str:
-    """Now, to the millisecond (what PostgreSQL stores and gives back)."""
-    return iso_utc(datetime.now(UTC))
 
 
 def public_user(record: Mapping[str, str]) -> dict[str, Any]:
@@ -64,7 +59,8 @@ def create_client(
     """Create an active client; UsernameTaken / InvalidAccountField when refused."""
     _check_fields(username, email, msisdn or "", role)
     _check_password(password)
-    now = utc_now_iso()
+    # To the millisecond: what PostgreSQL stores and gives back.
+    now = iso_utc(utc_datetime(ctx.clock()))
     record = {
         "client_id": "K2-" + secrets.token_hex(5).upper(),
         "username": username,
@@ -89,7 +85,9 @@ def create_client(
 
 def set_active(ctx: Runtime, username: str, active: bool) -> dict[str, Any]:
     """Enable or disable a client. Disabling kills its login JWTs and Service IDs at once."""
-    record = ctx.accounts.set_active(username, active, ctx.store.replace_client_cache)
+    record = ctx.accounts.set_active(
+        username, active, utc_datetime(ctx.clock()), ctx.store.replace_client_cache
+    )
     if record is None:
         raise ClientNotFound(f"no client with username {username!r}")
     return public_user(record)
@@ -99,7 +97,9 @@ def reset_password(ctx: Runtime, username: str, password: str) -> dict[str, Any]
     """Set a new password; every login JWT and Service ID issued before stops working."""
     _check_password(password)
     password_hash = hash_password(password, ctx.scrypt)
-    record = ctx.accounts.set_password_hash(username, password_hash, ctx.store.replace_client_cache)
+    record = ctx.accounts.set_password_hash(
+        username, password_hash, utc_datetime(ctx.clock()), ctx.store.replace_client_cache
+    )
     if record is None:
         raise ClientNotFound(f"no client with username {username!r}")
     return public_user(record)

@@ -33,10 +33,10 @@ class ServiceIdClaims:
 
 
 def issue_login_token(ctx: Runtime, client_uuid: str, gen: int) -> str:
-    return tokens.issue(ctx.login_token, {"sub": client_uuid, "gen": gen})
+    return tokens.issue(ctx.login_token, {"sub": client_uuid, "gen": gen}, now=int(ctx.clock()))
 
 
-def issue_service_id(ctx: Runtime, service_id: str, now: int | None = None) -> str:
+def issue_service_id(ctx: Runtime, service_id: str, now: int) -> str:
     # The payload is exactly serviceId, iat, exp (the seed's SERVICE_ID); nothing else.
     return tokens.issue(ctx.service_id_token, {"serviceId": service_id}, now=now)
 
@@ -58,7 +58,7 @@ def login_claims(ctx: Runtime, authorization: str | None) -> LoginClaims:
     if token is None:
         raise LoginTokenInvalid()
     try:
-        claims = ctx.verified_login_tokens.verify(token)
+        claims = ctx.verified_login_tokens.verify(token, int(ctx.clock()))
     except TokenExpired:
         raise LoginTokenExpired() from None
     except TokenInvalid:
@@ -74,7 +74,7 @@ def service_id_claims(ctx: Runtime, token: str | None) -> ServiceIdClaims:
     if token is None or len(token) > MAX_TOKEN_CHARS:
         raise ServiceIdInvalid()
     try:
-        claims = ctx.verified_service_ids.verify(token)
+        claims = ctx.verified_service_ids.verify(token, int(ctx.clock()))
     except TokenExpired:
         raise ServiceIdExpired() from None
     except TokenInvalid:

@@ -30,8 +30,9 @@ import redis as redis_py
 
 from shared.db import Database
 from shared.redis import translate_errors
+from shared.timestamps import parse_iso
 
-from .account_store import AccountStore, parse_iso
+from .account_store import AccountStore
 from .store import TAG_LENGTH, is_uuid, username_field
 
 LEGACY_USERS_KEY = "ussd:users"
@@ -151,5 +152,6 @@ def _legacy_api_key(
     client_uuid, service_id = fields.get("c"), fields.get("s")
     if not is_uuid(client_uuid) or not is_uuid(service_id) or client_uuid[:TAG_LENGTH] != tag:
         return None
+    # The wall clock, not a Runtime's: the TTL runs on Redis's real time (an offline import).
     expires_at = datetime.now(UTC) + timedelta(milliseconds=milliseconds_left)
     return client_uuid, key_id, service_id, expires_at

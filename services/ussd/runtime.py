@@ -1,13 +1,16 @@
-"""The service's wiring: settings turned into token types, limits, hashing and a store."""
+"""The service's wiring: settings turned into token types, limits, hashing, stores and the
+clock; `runtime()` is the one accessor request handlers use."""
 
 from __future__ import annotations
 
 import secrets
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import cast
 
-from flask import current_app
+from flask import Flask, current_app
 
 from shared import redis as shared_redis
 from shared.config import Settings
@@ -30,6 +33,9 @@ MISSING_REDIS_URL = (
     "REDIS_URL is not set. Start the platform with `make run` and set REDIS_URL to the "
     "URL it prints (in the environment or in .env), e.g. REDIS_URL=redis://127.0.0.1:PORT/0"
 )
+
+
+Clock = Callable[[], float]  # Unix time in seconds
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ class Runtime:
     # Logins sleeping out a username's slowdown at once in this process. A sleeping login
     # holds a server thread; without a bound an attacker could park every thread on it.
     delay_slots: threading.BoundedSemaphore
+    # Unix time (seconds) of every business decision: token iat/exp, record timestamps.
+    # Redis TTLs run on Redis's own clock. Tests pin it with set_clock().
+    clock: Clock
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -105,6 +114,7 @@ def build_runtime(settings: Settings) -> Runtime:
             slowdown_after=ussd.login_slowdown_after,
             max_delay_ms=ussd.login_max_delay_ms,
         ),
+        clock=time.time,
     )
 
 
@@ -116,3 +126,8 @@ def scrypt_params(settings: Settings) -> ScryptParams:
 def runtime() -> Runtime:
     """The Runtime of the app serving this request."""
     return cast(Runtime, current_app.extensions[EXTENSION])
+
+
+def set_clock(app: Flask, clock: Clock) -> None:
+    """Make `app` read the time from `clock` from now on (tests pin the time with it)."""
+    app.extensions[EXTENSION] = replace(app.extensions[EXTENSION], clock=clock)

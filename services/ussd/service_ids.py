@@ -6,14 +6,12 @@ round trip); on a cache miss client_cache.py loads the record and the check runs
 
 from __future__ import annotations
 
-import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from shared.observability import SERVICE_IDS_ISSUED
+from shared.timestamps import iso_utc, utc_datetime
 
-from .account_store import iso_utc
 from .accounts import public_user
 from .client_cache import with_client_cached
 from .credentials import (
@@ -35,7 +33,7 @@ from .store import tagged_uuid
 
 def generate_service_id(ctx: Runtime, login: LoginClaims) -> str:
     """A new SERVICE_ID for the login JWT's client; one Redis round trip."""
-    now = int(time.time())
+    now = int(ctx.clock())
     service_id = tagged_uuid(login.client_uuid)
     # One script checks the client is active on the login JWT's generation and records
     # the ID with its TTL; Redis TTL starts after `now`, so it never undercuts `exp`.
@@ -72,8 +70,10 @@ def create_api_key(ctx: Runtime, login: LoginClaims, service_id_token: str) -> s
         raise ServiceIdRejected()
     key_id = str(uuid.uuid4())
     # The key lives as long as its Service ID: until the SERVICE_ID's own `exp`.
-    expires_at = datetime.fromtimestamp(claims.expires_at, UTC)
-    ctx.accounts.insert_api_key(login.client_uuid, key_id, claims.service_id, expires_at)
+    expires_at = utc_datetime(claims.expires_at)
+    ctx.accounts.insert_api_key(
+        login.client_uuid, key_id, claims.service_id, utc_datetime(ctx.clock()), expires_at
+    )
     return key_id
 
 
@@ -98,7 +98,7 @@ def describe(ctx: Runtime, authorization: str | None) -> dict[str, Any]:
         "client": public_user(profile),
         "serviceId": claims.service_id,
         "expires_at": _iso(claims.expires_at),
-        "expires_in": max(0, claims.expires_at - int(time.time())),
+        "expires_in": max(0, claims.expires_at - int(ctx.clock())),
     }
 
 
@@ -117,4 +117,4 @@ def revoke(ctx: Runtime, authorization: str | None) -> dict[str, Any]:
 
 
 def _iso(timestamp: int) -> str:
-    return iso_utc(datetime.fromtimestamp(timestamp, UTC))
+    return iso_utc(utc_datetime(timestamp))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,14 +24,15 @@ class VerifiedTokens:
     max_entries: int = 4096
     _claims: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """Like shared.tokens.verify: TokenInvalid / TokenExpired, else the claims."""
+    def verify(self, token: str, now: int) -> dict[str, Any]:
+        """Like shared.tokens.verify at Unix time `now`: TokenInvalid / TokenExpired, else
+        the claims."""
         claims = self._claims.get(token)
         if claims is None:
-            claims = tokens.verify(self.token_type, token)
+            claims = tokens.verify(self.token_type, token, now=now)
             if len(self._claims) >= self.max_entries:
                 self._claims.clear()  # rare and cheap; dict ops stay atomic across threads
             self._claims[token] = claims
-        elif int(time.time()) >= claims["exp"]:
+        elif now >= claims["exp"]:
             raise TokenExpired()
         return claims

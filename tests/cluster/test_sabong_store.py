@@ -22,7 +22,7 @@ from psycopg import Connection
 from devtools.cluster import LocalRedisCluster
 from services.sabong import store
 from services.sabong.issuance import issue, new_login_token, unusable_password_hash
-from services.sabong.users import Issuance, SabongUsers
+from services.sabong.user_store import Issuance, UserStore
 from shared import redis as shared_redis
 from shared.db import Database
 from shared.exceptions import SignatureRejected, StoreUnavailable
@@ -76,7 +76,7 @@ def test_concurrent_issuances_make_one_user_and_tokens_are_taken_once(
     cluster_client: redis_py.Redis, database_url: str, db: Connection
 ) -> None:
     sabong = store.SabongStore(cluster_client, REPLAY_TTL)
-    users = SabongUsers(Database(database_url, max_size=20))
+    users = UserStore(Database(database_url, max_size=20))
     tokens = [new_login_token() for _ in range(20)]
     results = all_at_once(
         20, lambda i: issue(users, sabong, issuance("RACE"), tokens[i], signature=f"sig-{i}")
@@ -138,7 +138,7 @@ def test_a_dead_master_mid_issuance_leaves_nothing_that_breaks_a_partner(
     with LocalRedisCluster(tmp_path / "cluster", replicas_per_master=0) as cluster:
         client = shared_redis.connect(cluster.url)
         sabong = store.SabongStore(client, REPLAY_TTL)
-        users = SabongUsers(Database(database_url, max_size=2))
+        users = UserStore(Database(database_url, max_size=2))
         token_port, guard_port, _ = (node.port for node in cluster.master_nodes())
         alice = _client_on(cluster, guard_port, "s1")
         bob = _client_on(cluster, token_port, "s2")

@@ -28,7 +28,7 @@ from devtools.embedded import free_port
 from devtools.processes import served
 from services.sabong import create_app
 from services.sabong.cli import main as cli_main
-from services.sabong.runtime import CLOCK, EXTENSION
+from services.sabong.runtime import EXTENSION, set_clock
 from shared import signing
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +119,7 @@ class Partner:
 
     def now(self) -> int:
         app = self.client.application
-        return int(app.config[CLOCK]())
+        return int(app.extensions[EXTENSION].clock())
 
     def post(
         self,
@@ -173,7 +173,7 @@ def partner(client: FlaskClient) -> Partner:
 @pytest.fixture
 def vector_partner(app: Flask, client: FlaskClient) -> Partner:
     """A partner whose server clock reads the contract vectors' timestamp."""
-    app.config[CLOCK] = lambda: float(VECTOR_TIME)
+    set_clock(app, lambda: float(VECTOR_TIME))
     return Partner(client)
 
 

@@ -20,7 +20,7 @@ from devtools.embedded import EmbeddedRedis
 from services.sabong import store
 from services.sabong.issuance import _BYTE_TO_CHAR, TOKEN_ALPHABET, new_login_token
 from services.sabong.runtime import EXTENSION
-from services.sabong.users import REFERRAL_MODULUS, REFERRAL_MULTIPLIER, referral_suffix
+from services.sabong.user_store import REFERRAL_MODULUS, REFERRAL_MULTIPLIER, referral_suffix
 from shared.redis import is_cluster
 
 from .conftest import PATH, MakeApp, Partner, valid_fields

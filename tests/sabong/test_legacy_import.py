@@ -13,7 +13,7 @@ from psycopg import Connection
 
 from services.sabong import legacy_import
 from services.sabong.cli import main
-from services.sabong.users import referral_suffix
+from services.sabong.user_store import referral_suffix
 from shared.db import Database
 
 from .conftest import Partner

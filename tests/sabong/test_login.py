@@ -16,7 +16,8 @@ from redis.cluster import RedisCluster
 
 from devtools.embedded import EmbeddedRedis
 from devtools.postgres import EmbeddedPostgres
-from services.sabong import sessions, store
+from services.sabong import session_store as sessions
+from services.sabong import store
 from shared.redis import is_cluster
 
 from .conftest import MakeApp, Partner

@@ -8,8 +8,8 @@ import redis as redis_py
 from flask.testing import FlaskClient
 
 from devtools.embedded import EmbeddedRedis
-from services.sabong import sessions
-from services.sabong.accounts import SESSION_ID
+from services.sabong import session_store as sessions
+from services.sabong.signin import SESSION_ID
 
 from .conftest import MakeApp, Partner
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from psycopg import Connection
 from werkzeug.test import TestResponse
 
-from services.sabong.runtime import CLOCK
+from services.sabong.runtime import set_clock
 from shared import signing
 
 from .conftest import PATH, SECRET, VECTOR_TIME, MakeApp, Partner, valid_fields
@@ -127,7 +127,7 @@ def test_timestamps_at_the_edge_of_the_window_are_accepted(
 def test_window_compares_whole_seconds_of_a_fractional_clock(
     app: Flask, partner: Partner, age: int, status: int
 ) -> None:
-    app.config[CLOCK] = lambda: VECTOR_TIME + 0.999  # late in the server's current second
+    set_clock(app, lambda: VECTOR_TIME + 0.999)  # late in the server's current second
     response = partner.post(valid_fields(), timestamp=VECTOR_TIME - age)
     assert response.status_code == status
 
@@ -205,7 +205,7 @@ def test_get_requests_sign_the_canonical_query(
     app: Flask, client: FlaskClient, make_user: Callable[..., int]
 ) -> None:
     make_user("CLIENT_001")
-    app.config[CLOCK] = lambda: float(VECTOR_TIME)
+    set_clock(app, lambda: float(VECTOR_TIME))
     headers = {"x-signature": GET_VECTOR, "x-timestamp": str(VECTOR_TIME)}
     assert client.get("/api/v1/get-balance?clientId=CLIENT_001", headers=headers).status_code == 200
     response = client.get("/api/v1/get-balance?clientId=CLIENT_002", headers=headers)

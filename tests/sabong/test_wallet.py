@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from services.sabong.runtime import CLOCK
+from services.sabong.runtime import set_clock
 
 from .conftest import VECTOR_TIME, Partner
 
@@ -94,7 +94,7 @@ def test_get_balance_renders_two_decimals_and_the_time_of_the_last_change(
     app: Flask, partner: Partner, make_user: MakeUser
 ) -> None:
     make_user("C1")
-    app.config[CLOCK] = lambda: 1_790_000_000.123
+    set_clock(app, lambda: 1_790_000_000.123)
     assert money(partner, CREDIT, clientId="C1", amount="1600.5").status_code == 200
     response = partner.get(BALANCE, {"clientId": "C1"})
     assert '"balance":1600.50,' in raw(response)
@@ -447,7 +447,7 @@ def seed_history(app: Flask, partner: Partner) -> None:
     day = 1_790_035_200  # 2026-09-22T00:00:00Z
     steps = [(CREDIT, "100.50", "r-1"), (DEBIT, "20", None), (CREDIT, "0.25", "r-3")]
     for index, (path, amount, reference) in enumerate(steps):
-        app.config[CLOCK] = lambda index=index: day + index * 86400 + 3600.5
+        set_clock(app, lambda index=index: day + index * 86400 + 3600.5)
         assert (
             money(partner, path, clientId="C1", amount=amount, reference=reference).status_code
             == 200

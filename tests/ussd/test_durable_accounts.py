@@ -21,6 +21,7 @@ from services.ussd import accounts
 from services.ussd.client_cache import load_into_cache
 from services.ussd.runtime import EXTENSION, Runtime
 from services.ussd.store import ClientNotCached, client_cache_key
+from shared.timestamps import utc_datetime
 
 from .helpers import (
     PASSWORD,
@@ -173,7 +174,8 @@ def test_a_fill_read_waits_for_an_admin_change_in_flight(ctx: Runtime, partner: 
         assert commit.wait(10)
 
     admin = threading.Thread(
-        target=ctx.accounts.set_active, args=(partner.username, False, write_cache_then_wait)
+        target=ctx.accounts.set_active,
+        args=(partner.username, False, utc_datetime(ctx.clock()), write_cache_then_wait),
     )
     admin.start()
     assert cache_written.wait(10)
@@ -200,7 +202,9 @@ def test_an_admin_change_that_fails_to_commit_fails_closed(
         raise RuntimeError("the commit never happened")
 
     with pytest.raises(RuntimeError):
-        ctx.accounts.set_active(partner.username, False, write_cache_then_fail)
+        ctx.accounts.set_active(
+            partner.username, False, utc_datetime(ctx.clock()), write_cache_then_fail
+        )
     assert db.execute("SELECT is_active, gen FROM k2_clients").fetchone() == (True, 1)
     # The cache holds a disable PostgreSQL never got: refused, not served as before.
     assert_envelope(client.get(ME, headers=bearer(service_id)), 401, "Invalid service ID")

@@ -9,9 +9,11 @@ import uuid
 import jwt
 import pytest
 import redis as redis_py
+from flask import Flask
 from flask.testing import FlaskClient
 
 from services.ussd import accounts
+from services.ussd.runtime import set_clock
 from services.ussd.store import service_id_key
 from shared import tokens
 
@@ -46,6 +48,21 @@ def test_generate_service_id_matches_the_seed(client: FlaskClient, ctx, partner)
     # A standard HS256 JWT: any library holding the key accepts it.
     decoded = jwt.decode(body["data"]["SERVICE_ID"], ctx.service_id_token.key, algorithms=["HS256"])
     assert decoded == payload
+
+
+def test_service_ids_are_dated_and_expired_by_the_runtime_clock(
+    app: Flask, client: FlaskClient, partner
+) -> None:
+    token = login_token(client, partner)
+    # In the past: PyJWT itself refuses an `iat` ahead of the real clock.
+    pinned = int(time.time()) - 7200
+    set_clock(app, lambda: pinned + 0.5)
+    service_id = new_service_id(client, token)
+    assert jwt_parts(service_id)[1]["iat"] == pinned
+    me = client.get(ME, headers=bearer(service_id))
+    assert me.status_code == 200 and me.get_json()["data"]["expires_in"] == 3600
+    set_clock(app, lambda: pinned + 3600)  # Redis still holds it: the clock alone decides
+    assert_envelope(client.get(ME, headers=bearer(service_id)), 403, "Service ID expired")
 
 
 def test_service_id_is_recorded_with_one_hour_ttl(

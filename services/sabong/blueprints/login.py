@@ -8,9 +8,9 @@ from flask.typing import ResponseReturnValue
 from shared.observability import LOGIN_TOKENS_CONSUMED
 
 from .. import pages
-from ..accounts import login_link_is_live, sign_in_with_token
 from ..origin import same_origin_only
 from ..runtime import now, runtime
+from ..signin import login_link_is_live, sign_in_with_token
 
 bp = Blueprint("login", __name__)
 

@@ -10,9 +10,9 @@ from shared.responses import sabong_body
 from shared.web import json_response
 
 from .. import pages
-from ..accounts import current_profile, sign_out, sign_out_everywhere
 from ..origin import same_origin_only
 from ..runtime import runtime
+from ..signin import current_profile, sign_out, sign_out_everywhere
 
 bp = Blueprint("session", __name__)
 

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -34,7 +34,9 @@ from psycopg import sql
 
 from shared.db import Database
 from shared.exceptions import StoreUnavailable
+from shared.timestamps import iso_utc
 
+from .exceptions import DuplicateReference, InsufficientBalance, OutcomeUnknown, UserNotFound
 from .validation import HistoryQuery
 
 log = logging.getLogger(__name__)
@@ -116,31 +118,6 @@ ORDER BY client_id, id
 """
 
 
-class UserNotFound(Exception):
-    """No user (so no wallet) has this clientId."""
-
-
-class InsufficientBalance(Exception):
-    """A debit larger than the balance; nothing was applied."""
-
-    def __init__(self, balance: Decimal, amount: Decimal) -> None:
-        super().__init__("insufficient balance")
-        self.balance = balance
-        self.amount = amount
-
-
-class DuplicateReference(Exception):
-    """The reference was already used for a different amount; nothing was applied."""
-
-    def __init__(self, transaction_id: int) -> None:
-        super().__init__("duplicate reference")
-        self.transaction_id = transaction_id
-
-
-class OutcomeUnknown(StoreUnavailable):
-    """The database went away during the statement: it may or may not have committed."""
-
-
 @dataclass(frozen=True)
 class Balance:
     user_id: int
@@ -180,7 +157,7 @@ class HistoryPage:
     rows: list[dict[str, Any]]
 
 
-class Ledger:
+class WalletStore:
     """The wallets and their transactions in PostgreSQL."""
 
     def __init__(self, database: Database) -> None:
@@ -412,19 +389,6 @@ def history_row(row: tuple[Any, ...]) -> dict[str, Any]:
         "type": kind,
         "referenceId": reference,
         "description": description,
-        "createdAt": iso_millis(created),
+        "createdAt": iso_utc(created),
         "balanceAfter": f"{after:.2f}",
     }
-
-
-def iso_millis(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with milliseconds and `Z` (2026-12-02T05:01:02.345Z); None stays None."""
-    if moment is None:
-        return None
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def utc_datetime(epoch: float) -> datetime:
-    """A Unix time as an aware UTC datetime (what timestamptz columns take)."""
-    return datetime.fromtimestamp(epoch, UTC)

@@ -3,7 +3,7 @@
 The durable records live in PostgreSQL (tables in migrations/versions/0001_initial.py):
 a user per clientId (`sabong_users`), the wallet created with it (`sabong_wallets`) and
 one audit row per token issuance (`sabong_issuance_audit`). The wallet's money
-movements belong to services/sabong/ledger.py.
+movements belong to services/sabong/wallet_store.py.
 
 One issuance is ONE statement (`UPSERT_SQL`): update the user if it exists, else insert
 it with its wallet; then the audit row. Concurrent first calls for one clientId meet on
@@ -21,6 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from shared.db import Database
+from shared.timestamps import iso_utc
 
 # REF-YYYY-XXXXXX: XXXXXX = base-36 of (id * MULTIPLIER + OFFSET) mod 36^6. MULTIPLIER is
 # coprime to 36 (so to 36^6), which makes the map a bijection: distinct ids below 36^6
@@ -115,14 +116,6 @@ class IssueResult:
     is_new: bool
 
 
-def iso_utc(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with milliseconds and `Z`, as the API shows times; None stays None."""
-    if moment is None:
-        return None
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
 def user_record(row: dict[str, Any]) -> dict[str, Any]:
     """A user row as the service shows it (no password), with its wallet."""
     return {
@@ -164,7 +157,7 @@ def upsert_user(conn: psycopg.Connection[Any], item: Issuance) -> IssueResult:
     return IssueResult(user_id=int(row[0]), is_new=bool(row[1]))
 
 
-class SabongUsers:
+class UserStore:
     """PostgreSQL reads of Sabong users and the audit; each read is one short transaction.
 
     The write, `upsert_user`, runs inside the issuance's own transaction (issuance.py).
@@ -197,7 +190,7 @@ class SabongUsers:
                 "userId": user_id,
                 "ipAddress": ip_address,
                 "expiresIn": expires_in,
-                "at": iso_utc(issued_at),  # type: ignore[arg-type]
+                "at": iso_utc(issued_at),  # type: ignore[call-overload]
             }
             for entry_id, owner, user_id, ip_address, expires_in, issued_at in rows
         ]

@@ -1,4 +1,5 @@
-"""Signing users in with a login token, and reading the signed-in user's profile."""
+"""Signing players in with a login link and out again, and the signed-in player's profile:
+the cookie's side of the sessions session_store.py keeps."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import Any
 from flask import session
 
 from .issuance import is_token_shaped
-from .sessions import SessionStore
+from .session_store import SessionStore
 from .store import SabongStore
-from .users import SabongUsers
+from .user_store import UserStore
 
-# The one value the signed cookie holds: the session id (see sessions.py).
+# The one value the signed cookie holds: the session id (see session_store.py).
 SESSION_ID = "sid"
 
 
@@ -59,7 +60,7 @@ def sign_out_everywhere(sessions: SessionStore) -> int:
     return ended
 
 
-def current_profile(users: SabongUsers, sessions: SessionStore) -> dict[str, Any] | None:
+def current_profile(users: UserStore, sessions: SessionStore) -> dict[str, Any] | None:
     """The signed-in user's profile and live wallet balance, or None without a live session."""
     if SESSION_ID not in session:
         return None
