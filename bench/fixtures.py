@@ -16,8 +16,8 @@ from typing import Any, cast
 import psycopg
 import redis as redis_py
 
-from services.sabong import REPLAY_TTL_SECONDS
 from services.sabong.issuance import issue, new_login_token, unusable_password_hash
+from services.sabong.runtime import REPLAY_TTL_SECONDS
 from services.sabong.store import SabongStore
 from services.sabong.user_store import Issuance, UserStore
 from services.ussd import accounts

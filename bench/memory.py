@@ -21,7 +21,7 @@ from typing import cast
 import redis as redis_py
 
 from devtools.embedded import EmbeddedRedis, redis_server_binary
-from services.sabong import REPLAY_TTL_SECONDS
+from services.sabong.runtime import REPLAY_TTL_SECONDS
 from services.sabong.store import SabongStore, client_replay_key
 from services.ussd.runtime import SERVICE_ID_LIFETIME
 from services.ussd.store import UssdStore, tagged_uuid

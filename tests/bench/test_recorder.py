@@ -10,7 +10,7 @@ import redis as redis_py
 from bench import fixtures
 from bench.memory import drop_replay_guards
 from bench.recorder import CommandRecorder, replay
-from services.sabong import REPLAY_TTL_SECONDS
+from services.sabong.runtime import REPLAY_TTL_SECONDS
 from services.sabong.store import SabongStore, token_key
 from services.ussd.store import UssdStore, service_id_key
 from shared.config import Settings
