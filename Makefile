@@ -38,11 +38,12 @@ test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	TEST_REDIS=cluster $(VENV)/bin/pytest tests/sabong tests/ussd -m "not browser and not slow" -q
 
-# About a minute: every test that starts no server subprocess of its own (unit tests and
-# in-process apps on one embedded Redis and PostgreSQL); the `server` marker is in tests/conftest.py.
+# Under a minute: every test that starts no server subprocess of its own (unit tests and
+# in-process apps on one embedded Redis and PostgreSQL) and waits out no production
+# timeout; the `server` marker is set in tests/conftest.py, `waits` on each such test.
 .PHONY: test-fast
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -q -m "not server and not slow and not browser" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m "not server and not slow and not browser and not waits" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

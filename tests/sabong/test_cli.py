@@ -77,12 +77,14 @@ def test_audit_lists_recent_issuances_newest_first(
     assert all(e["expiresIn"] == 300 and e["at"].endswith("Z") for e in entries)
 
 
+@pytest.mark.waits  # waits out a production timeout: full tier only
 def test_database_down_is_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
     code, shown, err = run(capsys, f"postgresql://nobody@127.0.0.1:{free_port()}/x", "list-users")
     assert (code, shown) == (1, None)
     assert "PostgreSQL (DATABASE_URL) cannot be reached" in err
 
 
+@pytest.mark.waits  # waits out a production timeout: full tier only
 def test_without_database_url_the_cli_looks_for_make_runs_postgres(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["DOTENV_PATH"] = str(tmp_path / "empty.env")

@@ -78,6 +78,7 @@ def test_reconcile_names_every_wallet_that_does_not_add_up(
     assert "2 wallet(s) do not add up" in err
 
 
+@pytest.mark.waits  # waits out a production timeout: full tier only
 def test_reconcile_runs_as_a_command_and_says_when_it_finds_no_database(
     database_url: str,
 ) -> None:
@@ -94,6 +95,7 @@ def test_reconcile_runs_as_a_command_and_says_when_it_finds_no_database(
     assert json.loads(done.stdout) == {"wallets": 0, "problems": {}}
 
 
+@pytest.mark.waits  # waits out a production timeout: full tier only
 def test_reconcile_with_the_database_down_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "postgresql://127.0.0.1:1/nothing", "reconcile")
     assert code == 1 and "cannot be reached" in err

@@ -100,6 +100,7 @@ def test_unknown_username_is_an_error(redis_url: str, capsys) -> None:
     assert code == 1 and "no client" in err
 
 
+@pytest.mark.waits  # waits out a production timeout: full tier only
 def test_without_urls_the_cli_looks_for_make_runs_stores_and_says_so(capsys) -> None:
     # No REDIS_URL / DATABASE_URL: the embedded servers `make run` starts, on their ports
     # (here ports nothing listens on, so the answer says what to do).
@@ -120,6 +121,7 @@ def test_unreachable_redis_changes_nothing(redis_url: str, capsys, partner, db) 
     assert (active, gen) == (True, 1)
 
 
+@pytest.mark.waits  # waits out a production timeout: full tier only
 def test_unreachable_postgres_is_a_clear_error(redis_url: str, capsys) -> None:
     settings = load_settings(
         ussd_config(redis_url, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
@@ -130,6 +132,7 @@ def test_unreachable_postgres_is_a_clear_error(redis_url: str, capsys) -> None:
     assert "nobody" not in err  # the URL (it may carry a password) is not printed
 
 
+@pytest.mark.waits  # waits out a production timeout: full tier only
 def test_missing_database_url_says_what_to_do(redis_url: str, capsys, monkeypatch) -> None:
     monkeypatch.delenv("DATABASE_URL")
     code = cli.main(["list-clients"], settings=load_settings(ussd_config(redis_url)))

@@ -209,6 +209,7 @@ def test_slowdown_grows_and_stays_bounded() -> None:
     assert delays == [0.0, 0.0, 0.25, 0.5, 1.0, 2.0, 2.0]
 
 
+@pytest.mark.waits  # waits out a production timeout: full tier only
 def test_slowed_logins_cannot_park_more_threads_than_the_delay_slots(make_app) -> None:
     slow = {"USSD_LOGIN_SLOWDOWN_AFTER": "1", "USSD_LOGIN_MAX_DELAY_MS": "24000"}
     app = make_app(**{**LIMITS, **slow, "USSD_LOGIN_DELAY_CONCURRENCY": "1"})
