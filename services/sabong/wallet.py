@@ -12,7 +12,7 @@ from shared.timestamps import iso_utc, utc_datetime
 from shared.web import parse_json_object
 
 from .exceptions import OutcomeUnknown
-from .models import MAX_CLIENT_ID_CHARS
+from .models import MAX_CLIENT_ID_CHARS, TransactionType
 from .rules import is_missing
 from .runtime import Runtime
 from .validation import (
@@ -21,13 +21,7 @@ from .validation import (
     validate_history_query,
     validate_money_request,
 )
-from .wallet_store import (
-    HistoryPage,
-    Posted,
-    Posting,
-    TransactionType,
-    WalletStore,
-)
+from .wallet_store import HistoryPage, Posted, Posting, WalletStore
 
 R = TypeVar("R")
 

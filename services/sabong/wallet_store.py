@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -37,11 +37,11 @@ from shared.exceptions import StoreUnavailable
 from shared.timestamps import iso_utc
 
 from .exceptions import DuplicateReference, InsufficientBalance, OutcomeUnknown, UserNotFound
+from .models import TransactionType
 from .validation import HistoryQuery
 
 log = logging.getLogger(__name__)
 
-TransactionType = Literal["credit", "debit"]
 CURRENCY = "USD"
 # A unique violation means the competing transaction has committed, so one retry finds
 # the original; a few more only guard against the unexpected.

@@ -10,12 +10,12 @@ from flask import Blueprint, Response, request
 from shared.responses import sabong_body
 from shared.web import json_response, raw_body
 
+from ..models import TransactionType
 from ..runtime import now, runtime
 from ..signature import authenticate
 from ..wallet import get_balance as balance_data
 from ..wallet import get_transactions as transactions_data
 from ..wallet import post_money, posted_data
-from ..wallet_store import TransactionType
 
 bp = Blueprint("wallet", __name__)
 
