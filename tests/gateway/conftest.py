@@ -21,6 +21,8 @@ from devtools.embedded import EmbeddedRedis, free_port
 from devtools.processes import ServerProcess, StartupError, serve_command
 from shared.config import SECRET_NAMES
 
+from .inprocess import Wire
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_SCRIPT = Path(__file__).with_name("upstream_server.py")
 START_TIMEOUT_SECONDS = 15.0
@@ -291,3 +293,19 @@ def upstream_headers(response: Response) -> dict[str, list[str]]:
     for name, value in response.json()["headers"]:
         received.setdefault(name.lower(), []).append(value)
     return received
+
+
+@pytest.fixture
+def wire() -> Iterator[Wire]:
+    """One client connection fed raw bytes in process; forwarded requests answered at once."""
+    connection = Wire()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def held_wire() -> Iterator[Wire]:
+    """A connection whose forwarded requests wait until the test answers them."""
+    connection = Wire(answer_at_once=False)
+    yield connection
+    connection.close()

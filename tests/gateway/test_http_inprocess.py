@@ -10,8 +10,6 @@ RFC 9112 request framing rules are in test_rfc9112.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from gateway import headers as hdr
@@ -27,21 +25,6 @@ from .inprocess import Answer, UpstreamAnswer, Wire, parse_answers
 
 SABONG = b"/api/v1/me"
 K2 = b"/api/clients/me"
-
-
-@pytest.fixture
-def wire() -> Iterator[Wire]:
-    connection = Wire()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def held_wire() -> Iterator[Wire]:
-    """A connection whose forwarded requests wait until the test answers them."""
-    connection = Wire(answer_at_once=False)
-    yield connection
-    connection.close()
 
 
 def k2(status: int, message: str) -> dict[str, object]:

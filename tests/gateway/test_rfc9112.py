@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,21 +19,6 @@ from .inprocess import Answer, Wire
 
 SABONG = b"/api/v1/me"
 K2 = b"/api/clients/me"
-
-
-@pytest.fixture
-def wire() -> Iterator[Wire]:
-    connection = Wire()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def held_wire() -> Iterator[Wire]:
-    """A connection whose forwarded requests wait until the test answers them."""
-    connection = Wire(answer_at_once=False)
-    yield connection
-    connection.close()
 
 
 def get(target: bytes = SABONG, *fields: bytes, version: bytes = b"HTTP/1.1") -> bytes:
