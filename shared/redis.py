@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import unquote, urlsplit
@@ -346,6 +348,47 @@ def ping(client: redis_py.Redis) -> bool:
         return False
 
 
+def command(client: redis_py.Redis, *args: str | int) -> Any:
+    """Send one command and return Redis's raw reply (no response callback applied).
+
+    The hot paths' way to Redis (a few per request), with the client's timeouts, health
+    checks and single retry. Each thread sends on a connection of its own, made from the
+    pool's settings: redis-py's pool check-out and release (a lock, metrics recorders and
+    event dispatch per call) cost about as much CPU as the round trip itself. A cluster
+    or Sentinel client goes the usual way. Replies are raw on a single server (`SET ... NX`
+    is "OK" or None); a cluster client applies redis-py's reply callbacks (True or None).
+    """
+    pool = client.connection_pool if type(client) is redis_py.Redis else None
+    if pool is None or type(pool) is not redis_py.ConnectionPool:
+        return client.execute_command(*args)
+    connection = _thread_connection(pool)
+    try:
+        return _round_trip(connection, args)
+    except redis_py.ConnectionError:
+        # Redis closed this connection (a restart, an idle timeout): redis-py has
+        # disconnected it, so this one retry reconnects, like `Retry(NoBackoff(), 1)`.
+        return _round_trip(connection, args)
+
+
+def _thread_connection(pool: redis_py.ConnectionPool) -> redis_py.connection.AbstractConnection:
+    """This thread's own connection to `pool`'s server (a new one after a fork)."""
+    local = pool.__dict__.get("_partner_auth_threads")
+    if local is None:
+        # Kept on the pool, so the connections go when the client does.
+        local = pool.__dict__.setdefault("_partner_auth_threads", threading.local())
+    connection = getattr(local, "connection", None)
+    if connection is None or connection.pid != os.getpid():
+        connection = local.connection = pool.connection_class(**pool.connection_kwargs)
+    return connection
+
+
+def _round_trip(connection: redis_py.connection.AbstractConnection, args: Sequence[Any]) -> Any:
+    # send_command and read_response disconnect the connection on any failure, so a
+    # reply that arrives late can never be read by a later command.
+    connection.send_command(*args)
+    return connection.read_response()
+
+
 class StoreScript:
     """A Lua script run with EVALSHA; on NOSCRIPT, EVAL (which caches it on that server).
 
@@ -362,6 +405,6 @@ class StoreScript:
 
     def __call__(self, keys: Sequence[str], args: Sequence[str | int] = ()) -> Any:
         try:
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+            return command(self.client, "EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            return self.client.eval(self.source, len(keys), *keys, *args)
+            return command(self.client, "EVAL", self.source, len(keys), *keys, *args)

@@ -21,9 +21,9 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -35,6 +35,7 @@ from devtools.cluster import LocalRedisCluster, redis_cli_binary
 from devtools.embedded import EmbeddedRedis, redis_server_binary
 from devtools.postgres import EmbeddedPostgres
 from scripts.migrate import upgrade
+from shared import redis as shared_redis
 from shared.exceptions import ConfigError
 
 REDIS_MODES = ("single", "cluster")
@@ -257,3 +258,30 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
     yield server
     server.stop()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+SentCommands = Callable[[redis_py.Redis], list[str]]
+
+
+@pytest.fixture
+def redis_commands_sent(monkeypatch: pytest.MonkeyPatch) -> SentCommands:
+    """Start recording the name of each command sent to Redis, by either way there: the
+    client's `execute_command`, or the hot paths' lean `shared.redis.command`."""
+
+    def start(client: redis_py.Redis) -> list[str]:
+        sent: list[str] = []
+        original, direct = client.execute_command, shared_redis._round_trip
+
+        def counting(*args: Any, **options: Any) -> Any:
+            sent.append(str(args[0]))
+            return original(*args, **options)
+
+        def counting_direct(connection: Any, args: Sequence[Any]) -> Any:
+            sent.append(str(args[0]))
+            return direct(connection, args)
+
+        monkeypatch.setattr(client, "execute_command", counting)
+        monkeypatch.setattr(shared_redis, "_round_trip", counting_direct)
+        return sent
+
+    return start

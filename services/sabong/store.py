@@ -35,7 +35,7 @@ import redis as redis_py
 from redis.exceptions import RedisClusterException
 
 from shared.exceptions import SignatureRejected
-from shared.redis import StoreScript, is_cluster, translate_errors
+from shared.redis import StoreScript, command, is_cluster, translate_errors
 
 PREFIX = "sabong:"
 
@@ -128,7 +128,8 @@ class SabongStore:
     def remember_signature(self, signature: str, client_id: str | None) -> None:
         """Record a signature on an error path (SET NX); SignatureRejected if seen."""
         key = client_replay_key(client_id, signature) if client_id else orphan_replay_key(signature)
-        if not self.client.set(key, "1", nx=True, ex=self.replay_ttl):
+        # Every wallet request passes here: the lean path (see shared.redis.command).
+        if command(self.client, "SET", key, "1", "NX", "EX", self.replay_ttl) is None:
             raise SignatureRejected("replayed")
 
     def forget_signature(self, signature: str, client_id: str | None) -> None:

@@ -22,6 +22,7 @@ from services.sabong.issuance import _BYTE_TO_CHAR, TOKEN_ALPHABET, new_login_to
 from services.sabong.runtime import EXTENSION
 from services.sabong.user_store import REFERRAL_MODULUS, REFERRAL_MULTIPLIER, referral_suffix
 from shared.redis import is_cluster
+from tests.conftest import SentCommands
 
 from .conftest import PATH, MakeApp, Partner, valid_fields
 
@@ -204,18 +205,10 @@ def test_round_trips_per_issuance(
     partner: Partner,
     redis_client: redis_py.Redis,
     db: Connection,
-    monkeypatch: pytest.MonkeyPatch,
+    redis_commands_sent: SentCommands,
 ) -> None:
     partner.issue(clientId="WARM-UP")  # the first call also caches the script
-    client = app.extensions[EXTENSION].store.client
-    sent: list[str] = []
-    original = client.execute_command
-
-    def counting(*args: Any, **options: Any) -> Any:
-        sent.append(str(args[0]))
-        return original(*args, **options)
-
-    monkeypatch.setattr(client, "execute_command", counting)
+    sent = redis_commands_sent(app.extensions[EXTENSION].store.client)
     partner.issue(clientId="RT")
     for_new_user = list(sent)
     sent.clear()

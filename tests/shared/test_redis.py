@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+import redis as redis_py
 
 from devtools.embedded import EmbeddedRedis
 from shared import redis as shared_redis
 from shared.exceptions import StoreUnavailable
+from tests.conftest import CLUSTER_MODE
 
 
 @shared_redis.translate_errors
@@ -27,3 +30,60 @@ def test_redis_down_is_store_unavailable_quickly_then_recovers(own_redis: Embedd
     assert shared_redis.ping(client) is False
     own_redis.start()
     assert _incr(client) == 2  # AOF kept the counter; the pool reconnected by itself
+
+
+@shared_redis.translate_errors
+def _direct_incr(client: redis_py.Redis) -> int:
+    return int(shared_redis.command(client, "INCR", "counter"))
+
+
+def test_the_lean_path_is_store_unavailable_when_down_then_recovers(
+    own_redis: EmbeddedRedis,
+) -> None:
+    client = shared_redis.connect(own_redis.url)
+    assert _direct_incr(client) == 1
+    own_redis.stop()
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        _direct_incr(client)
+    assert time.monotonic() - started < 3.0
+    own_redis.start()
+    # The thread's connection died with the server: the command reconnects by itself.
+    assert _direct_incr(client) == 2
+
+
+def test_the_lean_path_survives_redis_closing_its_connection(own_redis: EmbeddedRedis) -> None:
+    client = shared_redis.connect(own_redis.url)
+    assert shared_redis.command(client, "CLIENT", "SETNAME", "lean") == "OK"
+    assert _direct_incr(client) == 1
+    admin = redis_py.Redis.from_url(own_redis.url)
+    assert admin.client_kill_filter(_type=None, skipme=True, client_id=None) >= 1
+    assert _direct_incr(client) == 2  # one retry on a fresh connection, no error
+
+
+def test_the_lean_path_gives_each_thread_its_own_connection(redis_url: str) -> None:
+    if CLUSTER_MODE:
+        pytest.skip("a cluster client takes the usual path")
+    client = shared_redis.connect(redis_url)
+    ids: dict[str, int] = {}
+
+    def remember(name: str) -> None:
+        ids[name] = int(shared_redis.command(client, "CLIENT", "ID"))
+
+    remember("main")
+    remember("main again")
+    workers = [threading.Thread(target=remember, args=(f"t{n}",)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert ids["main"] == ids["main again"]  # kept, not checked out anew
+    assert len({ids[f"t{n}"] for n in range(4)} | {ids["main"]}) == 5
+
+
+def test_the_lean_path_replies_raw(redis_url: str) -> None:
+    if CLUSTER_MODE:
+        pytest.skip("a cluster client applies redis-py's reply callbacks")
+    client = shared_redis.connect(redis_url)
+    assert shared_redis.command(client, "SET", "guard", "1", "NX", "EX", 60) == "OK"
+    assert shared_redis.command(client, "SET", "guard", "1", "NX", "EX", 60) is None

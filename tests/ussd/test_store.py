@@ -117,18 +117,11 @@ def test_service_ids_of_two_clients_resolve_to_their_own_records(
 
 
 def test_hot_paths_take_one_redis_round_trip(
-    client: FlaskClient, ctx, partner, monkeypatch
+    client: FlaskClient, ctx, partner, redis_commands_sent
 ) -> None:
     token = login_token(client, partner)
     service_id = new_service_id(client, token)
-    sent: list[str] = []
-    original = ctx.store.redis.execute_command
-
-    def counting(*args, **options):  # type: ignore[no-untyped-def]
-        sent.append(str(args[0]))
-        return original(*args, **options)
-
-    monkeypatch.setattr(ctx.store.redis, "execute_command", counting)
+    sent = redis_commands_sent(ctx.store.redis)
     calls = {
         "generate-service-id": lambda: client.post(
             "/api/clients/generate-service-id", headers=bearer(token)
