@@ -4,6 +4,7 @@ hooks, and gunicorn's own log lines as JSON like the services' (access log stays
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -37,9 +38,26 @@ def child_exit(server: Any, worker: Any) -> None:
     mark_worker_dead(worker.pid)
 
 
+def worker_exit(server: Any, worker: Any) -> None:
+    """The worker stops: close its database pools while their threads can still stop."""
+    # Imported here, in the worker: psycopg picks its wait function when first imported,
+    # and must see gevent's patch to pick a cooperative one (see test_serve).
+    from shared.db import close_all
+
+    close_all()
+
+
 def post_fork(server: Any, worker: Any) -> None:
     """In the new worker: lower its CPU priority when serve.py asked for it (the login pool),
-    so password hashing yields the CPU to the other endpoints' workers."""
+    so password hashing yields the CPU to the other endpoints' workers; quiet gevent's
+    warning about `ssl` before the worker patches (see below)."""
     nice = int(os.environ.get(WORKER_NICE_ENV, "0") or "0")
     if nice > 0:
         os.nice(nice)
+    # gunicorn itself imports `ssl` in the master, before any worker exists, so gevent's
+    # patch in the worker always warns that `ssl` came first. The danger it warns of is an
+    # SSLContext subclass made before the patch (urllib3 makes one); nothing that the
+    # master imports makes one, and the warning would be the one non-JSON log line.
+    warnings.filterwarnings(
+        "ignore", message="Monkey-patching ssl after ssl has already been imported"
+    )

@@ -47,12 +47,14 @@ SERVICES = {
 
 @dataclass(frozen=True)
 class Sizing:
-    """One Flask service's port, gunicorn workers and threads, and workers' niceness."""
+    """One Flask service's port, gunicorn worker class, workers and threads (gthread), and
+    workers' niceness."""
 
     port: int
     workers: int
     threads: int
     nice: int
+    worker_class: str = "gthread"
 
 
 def sizing(component: str, settings: Settings) -> Sizing:
@@ -60,15 +62,28 @@ def sizing(component: str, settings: Settings) -> Sizing:
     _spec(component)  # an unknown component is a ConfigError naming the choices
     serve = settings.of(ServeSettings)
     if component == "ussd":
-        return Sizing(serve.ussd_port, serve.ussd_workers, serve.ussd_threads, serve.ussd_nice)
+        return Sizing(
+            serve.ussd_port,
+            serve.ussd_workers,
+            serve.ussd_threads,
+            serve.ussd_nice,
+            serve.ussd_worker_class,
+        )
     if component == "ussd-login":
+        # gthread: each login is a password hash, CPU work that an event loop gains nothing on.
         return Sizing(
             serve.ussd_login_port,
             serve.ussd_login_workers,
             serve.ussd_login_threads,
             serve.ussd_login_nice,
         )
-    return Sizing(serve.sabong_port, serve.sabong_workers, serve.sabong_threads, serve.sabong_nice)
+    return Sizing(
+        serve.sabong_port,
+        serve.sabong_workers,
+        serve.sabong_threads,
+        serve.sabong_nice,
+        serve.sabong_worker_class,
+    )
 
 
 def bind_host(settings: Settings) -> str:
@@ -98,12 +113,12 @@ def command(component: str, settings: Settings) -> list[str]:
 
 
 def gunicorn_command(component: str, settings: Settings) -> list[str]:
-    """gunicorn with gthread workers for one Flask service."""
+    """gunicorn with gevent or gthread workers for one Flask service."""
     size = sizing(component, settings)
     serve = settings.of(ServeSettings)
     args = [
         sys.executable, "-m", "gunicorn",
-        "--worker-class", "gthread",
+        "--worker-class", size.worker_class,
         "--workers", str(size.workers),
         "--threads", str(size.threads),
         "--bind", bind_address(bind_host(settings), size.port),

@@ -12,6 +12,7 @@ import logging
 import os
 import select
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -118,6 +119,7 @@ class Database:
                 )
                 self._pool.open(wait=False)
                 self._pid = os.getpid()
+                _opened.add(self)
         return self._pool
 
     @contextmanager
@@ -143,3 +145,15 @@ class Database:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
         self._pool = None
+
+
+# Every Database whose pool this process opened, for close_all().
+_opened: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close every pool this process opened (gunicorn's worker_exit): left to the garbage
+    collector at interpreter exit, a pool's threads are gone (gevent: finalized greenlets)
+    and closing it fails."""
+    for database in list(_opened):
+        database.close()

@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import unquote, urlsplit
@@ -352,34 +351,40 @@ def command(client: redis_py.Redis, *args: str | int) -> Any:
     """Send one command and return Redis's raw reply (no response callback applied).
 
     The hot paths' way to Redis (a few per request), with the client's timeouts, health
-    checks and single retry. Each thread sends on a connection of its own, made from the
-    pool's settings: redis-py's pool check-out and release (a lock, metrics recorders and
-    event dispatch per call) cost about as much CPU as the round trip itself. A cluster
-    or Sentinel client goes the usual way. Replies are raw on a single server (`SET ... NX`
-    is "OK" or None); a cluster client applies redis-py's reply callbacks (True or None).
+    checks and single retry, on connections made from the client's pool settings but
+    kept on a free list of their own: redis-py's pool check-out and release (a lock,
+    metrics recorders and event dispatch per call) cost about as much CPU as the round
+    trip itself. A cluster or Sentinel client goes the usual way. Replies are raw on a
+    single server (`SET ... NX` is "OK" or None); a cluster client applies redis-py's
+    reply callbacks (True or None).
     """
     pool = client.connection_pool if type(client) is redis_py.Redis else None
     if pool is None or type(pool) is not redis_py.ConnectionPool:
         return client.execute_command(*args)
-    connection = _thread_connection(pool)
+    idle = _idle_connections(pool)
+    # list.pop and list.append are atomic: no lock, whether requests run on threads or
+    # on gevent greenlets, and a connection is only ever used by one request at a time.
+    connection = idle.pop() if idle else pool.connection_class(**pool.connection_kwargs)
     try:
-        return _round_trip(connection, args)
-    except redis_py.ConnectionError:
-        # Redis closed this connection (a restart, an idle timeout): redis-py has
-        # disconnected it, so this one retry reconnects, like `Retry(NoBackoff(), 1)`.
-        return _round_trip(connection, args)
+        try:
+            return _round_trip(connection, args)
+        except redis_py.ConnectionError:
+            # Redis closed this connection (a restart, an idle timeout): redis-py has
+            # disconnected it, so this one retry reconnects, like `Retry(NoBackoff(), 1)`.
+            return _round_trip(connection, args)
+    finally:
+        # Also after a failure: a disconnected connection reconnects on its next use.
+        idle.append(connection)
 
 
-def _thread_connection(pool: redis_py.ConnectionPool) -> redis_py.connection.AbstractConnection:
-    """This thread's own connection to `pool`'s server (a new one after a fork)."""
-    local = pool.__dict__.get("_partner_auth_threads")
-    if local is None:
+def _idle_connections(pool: redis_py.ConnectionPool) -> list[Any]:
+    """The free list of `command`'s connections to `pool`'s server (a new one after a fork:
+    a child must never share a parent's socket)."""
+    found: tuple[int, list[Any]] | None = pool.__dict__.get("_partner_auth_idle")
+    if found is None or found[0] != os.getpid():
         # Kept on the pool, so the connections go when the client does.
-        local = pool.__dict__.setdefault("_partner_auth_threads", threading.local())
-    connection = getattr(local, "connection", None)
-    if connection is None or connection.pid != os.getpid():
-        connection = local.connection = pool.connection_class(**pool.connection_kwargs)
-    return connection
+        found = pool.__dict__["_partner_auth_idle"] = (os.getpid(), [])
+    return found[1]
 
 
 def _round_trip(connection: redis_py.connection.AbstractConnection, args: Sequence[Any]) -> Any:

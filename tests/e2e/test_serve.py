@@ -30,11 +30,11 @@ def option(argv: list[str], name: str) -> str:
     ],
 )
 def test_service_defaults(component: str, bind: str, app: str) -> None:
-    """Without settings: gthread gunicorn on loopback, sized for a 2-core machine."""
+    """Without settings: gevent gunicorn on loopback, sized for a 2-core machine."""
     argv = serve.command(component, Settings({}))
     assert argv[:3] == [sys.executable, "-m", "gunicorn"]
     assert argv[-1] == app
-    assert option(argv, "--worker-class") == "gthread"
+    assert option(argv, "--worker-class") == "gevent"
     assert option(argv, "--bind") == bind
     assert option(argv, "--workers") == "2"
     assert option(argv, "--threads") == "16"
@@ -50,9 +50,20 @@ def test_login_pool_defaults() -> None:
     argv = serve.command("ussd-login", settings)
     assert argv[-1] == "services.ussd.wsgi:app"
     assert option(argv, "--bind") == "127.0.0.1:8083"
+    assert option(argv, "--worker-class") == "gthread"  # each login is a hash: CPU work
     assert (option(argv, "--workers"), option(argv, "--threads")) == ("1", "8")
     assert serve.environment("ussd-login", settings)[serve.WORKER_NICE_ENV] == "10"
     assert serve.WORKER_NICE_ENV not in serve.environment("ussd", settings)
+
+
+@pytest.mark.parametrize("component", ["ussd", "sabong"])
+def test_a_service_can_go_back_to_gthread(component: str) -> None:
+    prefix = component.upper()
+    settings = Settings({f"{prefix}_WORKER_CLASS": "gthread", f"{prefix}_THREADS": "12"})
+    argv = serve.command(component, settings)
+    assert (option(argv, "--worker-class"), option(argv, "--threads")) == ("gthread", "12")
+    with pytest.raises(ConfigError, match=f"{prefix}_WORKER_CLASS must be one of"):
+        serve.command(component, Settings({f"{prefix}_WORKER_CLASS": "eventlet"}))
 
 
 def test_login_pool_settings_are_applied() -> None:
@@ -268,3 +279,16 @@ def test_serve_refuses_a_misspelt_setting_in_dotenv(tmp_path: Path) -> None:
     result = serve_process(["gateway"], {**os.environ, "DOTENV_PATH": str(dotenv)})
     assert result.returncode == 1
     assert "gateway: configuration error: GATEWAY_RATE_LIMTI (in " in result.stderr
+
+
+def test_the_gunicorn_master_imports_no_store_driver() -> None:
+    """psycopg picks its wait function when first imported: imported in the master, a
+    gevent worker would inherit the blocking one and stall every request on each query."""
+    code = (
+        "import sys, scripts.gunicorn_hooks; "
+        "print(sorted(m for m in ('psycopg', 'psycopg_pool', 'gevent') if m in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
+    )
+    assert found.stdout.strip() == "[]"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis as redis_py
@@ -61,24 +62,30 @@ def test_the_lean_path_survives_redis_closing_its_connection(own_redis: Embedded
     assert _direct_incr(client) == 2  # one retry on a fresh connection, no error
 
 
-def test_the_lean_path_gives_each_thread_its_own_connection(redis_url: str) -> None:
+def test_the_lean_path_reuses_connections_and_never_shares_one(redis_url: str) -> None:
     if CLUSTER_MODE:
         pytest.skip("a cluster client takes the usual path")
     client = shared_redis.connect(redis_url)
-    ids: dict[str, int] = {}
+    admin = redis_py.Redis.from_url(redis_url, decode_responses=True)
+    first = int(shared_redis.command(client, "CLIENT", "ID"))
+    assert int(shared_redis.command(client, "CLIENT", "ID")) == first  # kept, not new
 
-    def remember(name: str) -> None:
-        ids[name] = int(shared_redis.command(client, "CLIENT", "ID"))
+    def waiting() -> None:
+        shared_redis.command(client, "BLPOP", "never-pushed", "0.5")
 
-    remember("main")
-    remember("main again")
-    workers = [threading.Thread(target=remember, args=(f"t{n}",)) for n in range(4)]
+    workers = [threading.Thread(target=waiting) for _ in range(4)]
     for worker in workers:
         worker.start()
+    deadline = time.monotonic() + 2
+    blocked: list[dict[str, Any]] = []
+    while len(blocked) < 4 and time.monotonic() < deadline:
+        blocked = [c for c in admin.client_list() if c["cmd"] == "blpop"]
     for worker in workers:
         worker.join()
-    assert ids["main"] == ids["main again"]  # kept, not checked out anew
-    assert len({ids[f"t{n}"] for n in range(4)} | {ids["main"]}) == 5
+    # Four requests at once, four connections: a shared one would have queued them.
+    assert len(blocked) == 4
+    assert first in {int(c["id"]) for c in blocked}  # the idle one was taken again
+    assert len(shared_redis._idle_connections(client.connection_pool)) == 4
 
 
 def test_the_lean_path_replies_raw(redis_url: str) -> None:
