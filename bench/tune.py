@@ -40,17 +40,19 @@ class Candidate:
     patch: Patch | None = None
 
 
-def services(workers: int, threads: int) -> dict[str, str]:
+def services(workers: int, threads: int, worker_class: str = "gthread") -> dict[str, str]:
     return {
         "USSD_WORKERS": str(workers),
         "USSD_THREADS": str(threads),
+        "USSD_WORKER_CLASS": worker_class,
         "SABONG_WORKERS": str(workers),
         "SABONG_THREADS": str(threads),
+        "SABONG_WORKER_CLASS": worker_class,
     }
 
 
 def worker_class(name: str) -> Patch:
-    """An argv patch that swaps gunicorn's worker class (serve.py always says gthread)."""
+    """An argv patch that swaps gunicorn's worker class (for classes serve.py does not offer)."""
 
     def patch(component: str, argv: list[str]) -> list[str]:
         if "--worker-class" not in argv:
@@ -63,6 +65,8 @@ def worker_class(name: str) -> Patch:
 
 
 CANDIDATES = (
+    Candidate("gevent 2", services(2, 1, "gevent")),
+    Candidate("gevent 4", services(4, 1, "gevent")),
     Candidate("gthread 2x4", services(2, 4)),
     Candidate("gthread 2x8", services(2, 8)),
     Candidate("gthread 2x16", services(2, 16)),
