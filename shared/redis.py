@@ -360,7 +360,7 @@ def command(client: redis_py.Redis, *args: str | int) -> Any:
     """
     pool = client.connection_pool if type(client) is redis_py.Redis else None
     if pool is None or type(pool) is not redis_py.ConnectionPool:
-        return client.execute_command(*args)
+        return client.execute_command(*args)  # type: ignore[no-untyped-call]
     idle = _idle_connections(pool)
     # list.pop and list.append are atomic: no lock, whether requests run on threads or
     # on gevent greenlets, and a connection is only ever used by one request at a time.
@@ -390,7 +390,7 @@ def _idle_connections(pool: redis_py.ConnectionPool) -> list[Any]:
 def _round_trip(connection: redis_py.connection.AbstractConnection, args: Sequence[Any]) -> Any:
     # send_command and read_response disconnect the connection on any failure, so a
     # reply that arrives late can never be read by a later command.
-    connection.send_command(*args)
+    connection.send_command(*args)  # type: ignore[no-untyped-call]
     return connection.read_response()
 
 
