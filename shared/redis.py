@@ -364,6 +364,7 @@ def command(client: redis_py.Redis, *args: str | int) -> Any:
     idle = _idle_connections(pool)
     # list.pop and list.append are atomic: no lock, whether requests run on threads or
     # on gevent greenlets, and a connection is only ever used by one request at a time.
+    # The list grows to the most commands ever in flight at once, as redis-py's pool does.
     connection = idle.pop() if idle else pool.connection_class(**pool.connection_kwargs)
     try:
         try:
