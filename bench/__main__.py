@@ -29,6 +29,7 @@ from .endpoints import (
     ALL,
     CLIENTS_ME,
     DIRECT,
+    FLOOR_FLASK,
     GATEWAY,
     GENERATE_AUTH_TOKEN,
     GENERATE_SERVICE_ID,
@@ -167,6 +168,13 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
     if figures:
         print("\nRedis memory per live item (INFO used_memory delta):")
         print(report.memory_lines(figures))
+    floors = report.floor_lines(bench.rows)
+    if floors:
+        print(
+            "\nEach endpoint over its floor row (bench/floor_app.py: its store round trips alone,"
+            " on a bare Flask app\nserved like the services); the rest is what the service adds:"
+        )
+        print(floors)
     print("\nSPEC section 6 targets:")
     print("\n".join(target.line() for target in checked))
     meta = _meta(args, load, commands, load_before, time.monotonic() - started)
@@ -204,6 +212,9 @@ def selected(args: argparse.Namespace) -> list[Endpoint]:
     if unknown:
         raise SystemExit(f"bench: unknown endpoint(s) {sorted(unknown)}; one of "
                          f"{[endpoint.name for endpoint in ALL]}")  # fmt: skip
+    # The floor rows of the chosen endpoints come along, and the bare one under them.
+    floors = {endpoint.floor for endpoint in ALL if endpoint.name in wanted and endpoint.floor}
+    wanted |= floors | ({FLOOR_FLASK.name} if floors else set())
     return [endpoint for endpoint in ALL if not wanted or endpoint.name in wanted]
 
 

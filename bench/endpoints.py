@@ -37,16 +37,30 @@ class Endpoint:
     through_gateway: bool = True
     direct: bool = True  # measured directly too (False: only through `gateway`)
     gateway: str = "gateway"  # the gateway component its gateway row goes through
+    floor: str | None = None  # the floor row with its store round trips (floor_app.py)
 
 
 # The bare Flask app every service's CPU per request is compared with (SPEC section 6).
 REFERENCE = Endpoint("reference (flask)", "reference", "GET", "/", through_gateway=False)
+# The floor under the services (bench/floor_app.py): each row makes the store round trips
+# of some partner endpoints and nothing else, on the services' worker model.
+FLOOR_FLASK = Endpoint("floor (flask)", "floor", "GET", "/", through_gateway=False)
+FLOOR_REDIS = Endpoint("floor +redis", "floor", "GET", "/redis", through_gateway=False)
+FLOOR_REDIS_POSTGRES = Endpoint(
+    "floor +redis+pg", "floor", "GET", "/redis+postgres", through_gateway=False
+)
 HEALTHZ_USSD = Endpoint("healthz (ussd)", "ussd", "GET", "/healthz", through_gateway=False)
 HEALTHZ_SABONG = Endpoint("healthz (sabong)", "sabong", "GET", "/healthz", through_gateway=False)
 # The gateway answers /healthz itself: its own ceiling, with no service behind it.
 HEALTHZ_GATEWAY = Endpoint("healthz (gateway)", "gateway", "GET", "/healthz", through_gateway=False)
 GENERATE_AUTH_TOKEN = Endpoint(
-    "generate-auth-token", "sabong", "POST", fixtures.TOKEN_PATH, "signed", HEALTHZ_SABONG.name
+    "generate-auth-token",
+    "sabong",
+    "POST",
+    fixtures.TOKEN_PATH,
+    "signed",
+    HEALTHZ_SABONG.name,
+    floor=FLOOR_REDIS_POSTGRES.name,  # a lower bound: it makes three PostgreSQL round trips
 )
 GENERATE_SERVICE_ID = Endpoint(
     "generate-service-id",
@@ -54,8 +68,16 @@ GENERATE_SERVICE_ID = Endpoint(
     "POST",
     "/api/clients/generate-service-id",
     healthz_of=HEALTHZ_USSD.name,
+    floor=FLOOR_REDIS.name,
 )
-CLIENTS_ME = Endpoint("clients/me", "ussd", "GET", "/api/clients/me", healthz_of=HEALTHZ_USSD.name)
+CLIENTS_ME = Endpoint(
+    "clients/me",
+    "ussd",
+    "GET",
+    "/api/clients/me",
+    healthz_of=HEALTHZ_USSD.name,
+    floor=FLOOR_REDIS.name,
+)
 # /api/clients/me through a gateway with rate limiting on, per Redis client of
 # gateway/ratelimit.py (bench/platform.py RATE_LIMITED_GATEWAYS): `srv us` against the
 # clients/me gateway row (rate limiting off) is what the check costs.
@@ -80,17 +102,37 @@ LOGIN_LINK = Endpoint(
     "login-link POST", "sabong", "POST", "/login/<token>", "login_link", HEALTHZ_SABONG.name
 )
 GET_BALANCE = Endpoint(
-    "get-balance", "sabong", "GET", fixtures.BALANCE_PATH, "wallet", HEALTHZ_SABONG.name
+    "get-balance",
+    "sabong",
+    "GET",
+    fixtures.BALANCE_PATH,
+    "wallet",
+    HEALTHZ_SABONG.name,
+    floor=FLOOR_REDIS_POSTGRES.name,
 )
 CREDIT = Endpoint(
-    "credit-balance", "sabong", "POST", fixtures.CREDIT_PATH, "wallet", HEALTHZ_SABONG.name
+    "credit-balance",
+    "sabong",
+    "POST",
+    fixtures.CREDIT_PATH,
+    "wallet",
+    HEALTHZ_SABONG.name,
+    floor=FLOOR_REDIS_POSTGRES.name,
 )
 DEBIT = Endpoint(
-    "debit-balance", "sabong", "POST", fixtures.DEBIT_PATH, "wallet", HEALTHZ_SABONG.name
+    "debit-balance",
+    "sabong",
+    "POST",
+    fixtures.DEBIT_PATH,
+    "wallet",
+    HEALTHZ_SABONG.name,
+    floor=FLOOR_REDIS_POSTGRES.name,
 )
 
+FLOORS = (FLOOR_FLASK, FLOOR_REDIS, FLOOR_REDIS_POSTGRES)
 ALL = (
     REFERENCE,
+    *FLOORS,
     HEALTHZ_USSD,
     HEALTHZ_SABONG,
     HEALTHZ_GATEWAY,

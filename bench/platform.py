@@ -31,6 +31,10 @@ HOST = "127.0.0.1"
 REFERENCE = "reference"
 REFERENCE_APP = "bench.reference_app:app"
 REFERENCE_WORKERS = {"USSD_WORKERS": "2", "USSD_THREADS": "16"}
+# The floor under the services (bench/floor_app.py): their store calls alone, served by
+# the services' own command line (their worker class included).
+FLOOR = "floor"
+FLOOR_APP = "bench.floor_app:app"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
 # Gateways with rate limiting on, one per Redis client of gateway/ratelimit.py: the main
@@ -69,7 +73,7 @@ class Platform:
         self.postgres_dir = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
         self.postgres_dir.chmod(0o711)
         self.postgres = EmbeddedPostgres(self.postgres_dir / "pg", host=HOST)
-        components = (*serve.COMPONENTS, REFERENCE, *RATE_LIMITED_GATEWAYS)
+        components = (*serve.COMPONENTS, REFERENCE, FLOOR, *RATE_LIMITED_GATEWAYS)
         self.ports = {component: free_port(HOST) for component in components}
         self.secrets = bench_secrets()
         dotenv = workdir / "bench.env"
@@ -106,7 +110,7 @@ class Platform:
         return Settings({**os.environ, **self.values})
 
     def url(self, component: str) -> str:
-        """Base URL of `component` (ussd, sabong, gateway or reference)."""
+        """Base URL of `component` (ussd, sabong, gateway, reference or floor)."""
         return f"http://{HOST}:{self.ports[component]}"
 
     def host_header(self, component: str) -> str:
@@ -122,7 +126,8 @@ class Platform:
         found = {component: self.command(component) for component in serve.COMPONENTS}
         limited = {name: serve.command("gateway", self.limited_settings(name))
                    for name in RATE_LIMITED_GATEWAYS}  # fmt: skip
-        return {**found, REFERENCE: self.reference_command(), **limited}
+        extra = {REFERENCE: self.reference_command(), FLOOR: self.floor_command()}
+        return {**found, **extra, **limited}
 
     def limited_values(self, name: str) -> dict[str, str]:
         """What a rate-limited gateway (RATE_LIMITED_GATEWAYS) reads over our values."""
@@ -143,6 +148,13 @@ class Platform:
         argv[argv.index(serve.SERVICES["ussd"].app)] = REFERENCE_APP
         if "--worker-class" in argv:
             argv[argv.index("--worker-class") + 1] = "gthread"
+        return argv
+
+    def floor_command(self) -> list[str]:
+        """The services' gunicorn command line (as for ussd) serving the floor app."""
+        settings = Settings({**os.environ, **self.values, "USSD_PORT": str(self.ports[FLOOR])})
+        argv = serve.command("ussd", settings)
+        argv[argv.index(serve.SERVICES["ussd"].app)] = FLOOR_APP
         return argv
 
     def start(self) -> Platform:
@@ -184,15 +196,9 @@ class Platform:
                     probe_url=f"{self.url(name)}/readyz",
                 )
             )
-        self.children.append(
-            Child(
-                REFERENCE,
-                self.reference_command(),
-                env,
-                self.workdir / "log" / f"{REFERENCE}.log",
-                probe_url=f"{self.url(REFERENCE)}/",
-            )
-        )
+        for name, argv in ((REFERENCE, self.reference_command()), (FLOOR, self.floor_command())):
+            log = self.workdir / "log" / f"{name}.log"
+            self.children.append(Child(name, argv, env, log, probe_url=f"{self.url(name)}/"))
         try:
             start_all(self.children[len(stores) :], self._stop_flag, READY_TIMEOUT_SECONDS)
         except BaseException:
@@ -201,10 +207,10 @@ class Platform:
         return self
 
     def stop(self) -> None:
-        """Stop the reference app and the rate-limited gateways, the gateway, then the
-        services, then the stores; nothing is left behind."""
+        """Stop the reference and floor apps and the rate-limited gateways, the gateway,
+        then the services, then the stores; nothing is left behind."""
         # scripts.run.stop_all knows only serve.py's components: the others stop first.
-        extra = (REFERENCE, *RATE_LIMITED_GATEWAYS)
+        extra = (REFERENCE, FLOOR, *RATE_LIMITED_GATEWAYS)
         first = [child for child in self.children if child.name in extra]
         stop_stage(first, self._stop_flag, STOP_GRACE_SECONDS)
         stop_all(self.children, self._stop_flag, STOP_GRACE_SECONDS)

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from .endpoints import (
+    BY_NAME,
     CREDIT,
     DEBIT,
     DIRECT,
+    FLOORS,
     GATEWAY,
     GENERATE_AUTH_TOKEN,
     GENERATE_SERVICE_ID,
@@ -41,9 +43,12 @@ PARTNER_CPU_FACTOR = 1.5
 HEALTHZ_CPU_FACTOR = 1.1
 HEALTHZ_ROWS = (HEALTHZ_USSD.name, HEALTHZ_SABONG.name)
 # No CPU target: the reference itself, the gateway's own /healthz (not a service), login
-# (bounded by the password hash on purpose) and the login link (the player's browser
-# follows it; it is not a partner call).
-NO_CPU_TARGET = frozenset({REFERENCE.name, "healthz (gateway)", LOGIN.name, LOGIN_LINK.name})
+# (bounded by the password hash on purpose), the login link (the player's browser
+# follows it; it is not a partner call), and the floor rows (not services).
+NO_CPU_TARGET = frozenset(
+    {REFERENCE.name, "healthz (gateway)", LOGIN.name, LOGIN_LINK.name}
+    | {floor.name for floor in FLOORS}
+)
 # Every partner endpoint's gateway ratio is a target (the /healthz rows have none).
 GATEWAY_TARGET_ENDPOINTS = (
     "generate-auth-token",
@@ -238,6 +243,26 @@ def cpu_targets(rows: Sequence[Row]) -> list[Target]:
         found.append(Target(f"{row.endpoint} CPU per request / reference app", ratio,
                             limit, False, "x"))  # fmt: skip
     return found
+
+
+def floor_lines(rows: Sequence[Row]) -> str:
+    """Each endpoint's CPU per request split into its floor row's and the service's own."""
+    by_name = {row.endpoint: row for row in rows if row.path == DIRECT}
+    reference_us = reference_cpu_us(rows)
+    lines = []
+    for row in by_name.values():
+        endpoint = BY_NAME.get(row.endpoint)
+        floor = by_name.get(endpoint.floor or "") if endpoint else None
+        if floor is None or row.server_cpu_us <= 0.0 or floor.server_cpu_us <= 0.0:
+            continue
+        floor_ratio = cpu_ratio(floor, reference_us)
+        to_reference = "" if floor_ratio is None else f" ({floor_ratio:.2f}x ref)"
+        lines.append(
+            f"  {row.endpoint:<20} {row.server_cpu_us:5.0f} us = {floor.endpoint:<16}"
+            f" {floor.server_cpu_us:5.0f} us{to_reference}"
+            f" + the service's own {row.server_cpu_us - floor.server_cpu_us:5.0f} us"
+        )
+    return "\n".join(lines)
 
 
 def _result(result: WrkResult) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from .endpoints import (
     RequestFactory,
     single_use_count,
 )
-from .platform import REFERENCE, Platform
+from .platform import FLOOR, REFERENCE, Platform
 
 T = TypeVar("T")
 PILOT_SECONDS = 2.0
@@ -139,7 +139,7 @@ class Bench:
             for name, seconds in used.items()
         }
         self.last_balance = {}
-        for service in ("ussd", "sabong", REFERENCE):
+        for service in ("ussd", "sabong", REFERENCE, FLOOR):
             workers = components.get(service, [])
             share = cpu.busiest_share(before, after, workers)
             if share is not None and len(workers) > 2:  # a leader and at least 2 workers

@@ -101,3 +101,32 @@ def test_cpu_ratios_use_the_mean_reference_and_their_own_limits() -> None:
     assert document["reference_app_cpu_us_per_request"] == 200.0
     assert document["throughput"][5]["cpu_ratio_to_reference"] == 1.6
     assert document["throughput"][4]["cpu_ratio_to_reference"] is None
+
+
+def test_each_endpoint_is_split_into_its_floor_and_the_services_own_cpu() -> None:
+    """bench/floor_app.py rows: no CPU target of their own, and each endpoint is shown
+    over the floor row that makes its store round trips."""
+
+    def row(name: str, server: str, server_us: float) -> Row:
+        return Row(name, "direct", "/", result(1000), 1, 0.0, cpu_us={server: server_us},
+                   server=server)  # fmt: skip
+
+    measured = [
+        row("reference (flask)", "reference", 200.0),
+        row("floor (flask)", "floor", 150.0),
+        row("floor +redis", "floor", 210.0),
+        row("floor +redis+pg", "floor", 330.0),
+        row("generate-service-id", "ussd", 290.0),
+        row("get-balance", "sabong", 500.0),
+        row("healthz (ussd)", "ussd", 180.0),  # no floor row: not split
+    ]
+    checked = {t.name for t in report.targets(measured, [], [], [])}
+    assert not any(name.startswith("floor") for name in checked)
+    assert "get-balance CPU per request / reference app" in checked
+    lines = report.floor_lines(measured).splitlines()
+    assert len(lines) == 2
+    service_id, balance = (line.split() for line in lines)
+    assert service_id[:7] == ["generate-service-id", "290", "us", "=", "floor", "+redis", "210"]
+    assert "(1.05x" in service_id and service_id[-2] == "80"
+    assert balance[1] == "500" and balance[5:7] == ["+redis+pg", "330"]
+    assert "(1.65x" in balance and balance[-2] == "170"

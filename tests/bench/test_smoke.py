@@ -45,6 +45,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         (endpoints.CLIENTS_ME_RATE_LIMITED_FAST, GATEWAY),
         (endpoints.CLIENTS_ME_RATE_LIMITED_ASYNCIO, GATEWAY),
         (endpoints.LOGIN_LINK, DIRECT),
+        # The floor app: the services' store calls alone, served like the services.
+        (endpoints.FLOOR_REDIS, DIRECT),
+        (endpoints.FLOOR_REDIS_POSTGRES, DIRECT),
     ],
 )
 def test_every_request_succeeds(bench: Bench, endpoint: endpoints.Endpoint, path: str) -> None:
