@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
@@ -13,6 +14,7 @@ from shared.netaccess import Network
 # The gateway reaches the services over loopback (`make run`) or a private network
 # (docker-compose); a public peer is never a proxy of ours.
 DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+PEERS_REMEMBERED = 256
 
 
 class TrustedProxyFix:
@@ -28,6 +30,9 @@ class TrustedProxyFix:
         self.app = app
         self.trusted = tuple(trusted)
         self.behind_proxy = ProxyFix(app, x_for=hops)
+        # A service sees few distinct peers (its proxies, or a few partners): parsing the
+        # address on every request cost more than the rest of this middleware.
+        self._trusted = functools.lru_cache(maxsize=PEERS_REMEMBERED)(self._is_trusted_peer)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if self._trusted(environ.get("REMOTE_ADDR", "")):
@@ -35,7 +40,7 @@ class TrustedProxyFix:
         environ.pop("HTTP_X_FORWARDED_FOR", None)
         return self.app(environ, start_response)
 
-    def _trusted(self, peer: str) -> bool:
+    def _is_trusted_peer(self, peer: str) -> bool:
         try:
             address = ipaddress.ip_address(peer)
         except ValueError:
