@@ -142,19 +142,21 @@ class Platform:
 
     def reference_command(self) -> list[str]:
         """The services' gunicorn command line serving the reference app (gthread 2x16)."""
-        port = {"USSD_PORT": str(self.ports[REFERENCE])}
-        settings = Settings({**os.environ, **self.values, **port, **REFERENCE_WORKERS})
-        argv = serve.command("ussd", settings)
-        argv[argv.index(serve.SERVICES["ussd"].app)] = REFERENCE_APP
+        argv = self._serving(REFERENCE, REFERENCE_APP, REFERENCE_WORKERS)
         if "--worker-class" in argv:
             argv[argv.index("--worker-class") + 1] = "gthread"
         return argv
 
     def floor_command(self) -> list[str]:
-        """The services' gunicorn command line (as for ussd) serving the floor app."""
-        settings = Settings({**os.environ, **self.values, "USSD_PORT": str(self.ports[FLOOR])})
+        """The services' gunicorn command line (their worker class too) serving the floor app."""
+        return self._serving(FLOOR, FLOOR_APP, {})
+
+    def _serving(self, component: str, app: str, extra: Mapping[str, str]) -> list[str]:
+        """USSD's command line on `component`'s port, serving `app` instead."""
+        port = {"USSD_PORT": str(self.ports[component])}
+        settings = Settings({**os.environ, **self.values, **port, **extra})
         argv = serve.command("ussd", settings)
-        argv[argv.index(serve.SERVICES["ussd"].app)] = FLOOR_APP
+        argv[argv.index(serve.SERVICES["ussd"].app)] = app
         return argv
 
     def start(self) -> Platform:
