@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 
-from shared.db import Database
+from shared.db import Database, PooledConnection
 from shared.timestamps import iso_utc
 
 # REF-YYYY-XXXXXX: XXXXXX = base-36 of (id * MULTIPLIER + OFFSET) mod 36^6. MULTIPLIER is
@@ -140,7 +139,7 @@ def user_record(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def upsert_user(conn: psycopg.Connection[Any], item: Issuance) -> IssueResult:
+def upsert_user(conn: PooledConnection, item: Issuance) -> IssueResult:
     """Create (with its wallet) or update the user, and audit the issuance; one statement."""
     params = {
         "client_id": item.client_id,
@@ -152,7 +151,7 @@ def upsert_user(conn: psycopg.Connection[Any], item: Issuance) -> IssueResult:
         "ip_address": item.ip_address,
         "expires_in": item.expires_in,
     }
-    row = conn.execute(UPSERT_SQL, params).fetchone()
+    row = conn.fetch_one(UPSERT_SQL, params)
     assert row is not None  # the statement returns exactly one row by construction
     return IssueResult(user_id=int(row[0]), is_new=bool(row[1]))
 
@@ -190,7 +189,7 @@ class UserStore:
                 "userId": user_id,
                 "ipAddress": ip_address,
                 "expiresIn": expires_in,
-                "at": iso_utc(issued_at),  # type: ignore[call-overload]
+                "at": iso_utc(issued_at),
             }
             for entry_id, owner, user_id, ip_address, expires_in, issued_at in rows
         ]

@@ -2,8 +2,9 @@
 
 Money is `numeric(20, 2)` in PostgreSQL and `Decimal` in Python, never a float.
 
-A credit or debit is ONE statement (`POST_SQL`), run in autocommit (one round trip; a
-statement is atomic, and synchronous commit makes its success durable): a conditional
+A credit or debit is ONE statement (`POST_SQL`), run as its own transaction
+(`Database.statement()`: one round trip; a statement is atomic, and synchronous commit
+makes its success durable): a conditional
 UPDATE of the wallet row (`balance + delta >= 0`) and the INSERT of the transaction with
 the balance right after it. The UPDATE takes the wallet's row lock, so the transactions
 of one wallet are applied one at a time, in the order of their ids, and each
@@ -21,8 +22,7 @@ rolls its UPDATE back too; its retry then finds the original and replays it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,7 +32,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from shared.db import Database
+from shared.db import Database, PooledConnection
 from shared.exceptions import StoreUnavailable
 from shared.timestamps import iso_utc
 
@@ -165,8 +165,8 @@ class WalletStore:
 
     def balance(self, client_id: str) -> Balance:
         """The wallet's balance and time of last change; UserNotFound if none."""
-        with self.database.transaction() as conn, single_statement(conn):
-            row: Any = conn.execute(BALANCE_SQL, {"client_id": client_id}).fetchone()
+        with self.database.statement() as conn:
+            row: Any = conn.fetch_one(BALANCE_SQL, {"client_id": client_id})
         if row is None:
             raise UserNotFound(client_id)
         user_id, balance, updated_at = row
@@ -194,7 +194,7 @@ class WalletStore:
             "description": posting.description,
             "now": posting.now,
         }
-        with self.database.transaction() as conn, single_statement(conn):
+        with self.database.statement() as conn:
             row: Any = self._apply(conn, params)
             if row is None:
                 raise UserNotFound(posting.client_id)
@@ -240,21 +240,21 @@ class WalletStore:
         )
 
     @staticmethod
-    def _current_balance(conn: psycopg.Connection[tuple[Any, ...]], client_id: str) -> Decimal:
+    def _current_balance(conn: PooledConnection, client_id: str) -> Decimal:
         """The latest committed balance (a new statement sees what the refused UPDATE saw)."""
-        row: Any = conn.execute(BALANCE_SQL, {"client_id": client_id}).fetchone()
+        row: Any = conn.fetch_one(BALANCE_SQL, {"client_id": client_id})
         return row[1] if row else Decimal("0.00")
 
     @staticmethod
-    def _apply(conn: psycopg.Connection[Any], params: dict[str, Any]) -> Any:
-        """Run POST_SQL, which commits as it ends (autocommit: one round trip).
+    def _apply(conn: PooledConnection, params: dict[str, Any]) -> Any:
+        """Run POST_SQL, which commits as it ends (its own transaction: one round trip).
 
         A connection lost during the statement leaves the outcome unknown (the server may
         have committed just before): OutcomeUnknown, so the caller keeps the signature
         spent. A failure to get a connection at all raises StoreUnavailable instead.
         """
         try:
-            return conn.execute(POST_SQL, params).fetchone()
+            return conn.fetch_one(POST_SQL, params)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             log.warning("database lost during a wallet transaction; outcome unknown")
             raise OutcomeUnknown("outcome unknown") from exc
@@ -342,22 +342,6 @@ class Reconciler:
                     f"balance {balance} but credits - debits = {total}"
                 )
         return dict(sorted(self.found.items()))
-
-
-@contextmanager
-def single_statement(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """Autocommit for a block whose every statement stands alone: each is its own
-    transaction (a single statement, CTEs and all, is atomic), which saves the BEGIN and
-    COMMIT round trips on the hot paths. The pooled connection goes back to the pool in
-    its usual (transactional) mode."""
-    conn.autocommit = True
-    try:
-        yield
-    finally:
-        # A lost connection refuses the change (and the pool discards it anyway); raising
-        # here would hide the error that matters.
-        if not conn.closed and not conn.broken:
-            conn.autocommit = False
 
 
 def history_filter(query: HistoryQuery) -> tuple[sql.Composable, dict[str, Any]]:
