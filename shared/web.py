@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.wrappers import Request
+from itsdangerous import URLSafeTimedSerializer
 
 from .exceptions import BadRequest
 from .responses import to_json
@@ -20,14 +21,38 @@ from .responses import to_json
 JSON_MIMETYPE = "application/json"
 
 
+# Signing serializers kept per set of session keys (a process has one or two sets; the
+# bound only guards against a process that keeps changing its key).
+MAX_KEPT_SERIALIZERS = 8
+
+
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, minus the signer it builds for every request: a
-    request without any cookie (every partner API call) has an empty session."""
+    request without any cookie (every partner API call) has an empty session, and the
+    serializer is built once per set of keys (Flask builds one per request, and building
+    one serializes a test value to learn that the serializer makes text)."""
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[str | bytes, ...], URLSafeTimedSerializer] = {}
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if app.secret_key and "HTTP_COOKIE" not in request.environ:
             return self.session_class()
         return super().open_session(app, request)
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        found = self._serializers.get(keys)
+        if found is None:
+            found = super().get_signing_serializer(app)
+            if found is None:
+                return None
+            if len(self._serializers) >= MAX_KEPT_SERIALIZERS:
+                self._serializers.clear()
+            self._serializers[keys] = found
+        return found
 
 
 class ServiceFlask(Flask):
