@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import psycopg
 import pytest
 
 from devtools.postgres import EmbeddedPostgres
-from shared.config import PROJECT_ROOT
 from shared.db import Database, check_url, sqlalchemy_url
 from shared.exceptions import ConfigError, StoreUnavailable
+from tests.gevent_worker import run_patched
 
 AUDIT_ROW = (
     "INSERT INTO sabong_issuance_audit (client_id, user_id, ip_address,"
@@ -73,12 +70,10 @@ def test_fetch_one_keeps_one_cursor_per_connection(database_url: str) -> None:
     database.close()
 
 
-# In a process of its own (monkey-patching would change this test process for good): two
-# greenlets each run a 0.3 s query at once while a third ticks every 10 ms. Prints the
-# elapsed time and the ticks seen; queries blocking the loop would take 0.6 s, no ticks.
+# In a gevent-patched process of its own: two greenlets each run a 0.3 s query at once
+# while a third ticks every 10 ms. Prints the elapsed time and the ticks seen; queries
+# blocking the loop would take 0.6 s, with no ticks.
 GEVENT_WORKER = """
-from gevent import monkey
-monkey.patch_all()
 import os, time, gevent
 from shared import db
 from shared.db import Database
@@ -111,20 +106,12 @@ database.close()
 
 
 def test_queries_wait_on_the_gevent_loop_in_a_gevent_worker(database_url: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", GEVENT_WORKER],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        timeout=60,
-    )
-    seconds, ticks = done.stdout.split()
+    printed = run_patched(GEVENT_WORKER, DATABASE_URL=database_url)
+    seconds, ticks = printed.split()
     # Both queries waited at once (each 0.3 s, passing psycopg's 0.1 s wait interval
     # twice), and the loop kept ticking throughout.
-    assert float(seconds) < 0.55, done.stdout
-    assert int(ticks) >= 10, done.stdout
+    assert float(seconds) < 0.55, printed
+    assert int(ticks) >= 10, printed
 
 
 @pytest.mark.waits  # waits out a production timeout: full tier only
