@@ -1,0 +1,204 @@
+"""`python -m bench.instructions`: instructions per request under callgrind, repeatable.
+
+The served CPU figures of `make bench` move by 15-20 % between runs on a shared 2-core
+machine, more than most single levers save. This counts instructions instead: each
+endpoint's WSGI app runs in a gevent-patched child process (the services' worker model)
+against private Redis and PostgreSQL servers, under `valgrind --tool=callgrind`. Two
+children per endpoint make the same set-up and then FEW or MANY requests; the difference
+over MANY - FEW is the instructions per request, set-up and interpreter start cancelling
+out. gunicorn's HTTP handling is not included (the same for every endpoint), nor anything
+the kernel or the store servers do. Sabong endpoints and the bench's own yardsticks only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from devtools.embedded import EmbeddedRedis
+from devtools.postgres import EmbeddedPostgres
+from scripts.migrate import upgrade
+from shared.config import load_settings
+
+from . import fixtures
+
+FEW, MANY = 100, 400
+WARM_UP = 20  # requests before the counted ones: pools, prepared statements, caches
+COLLECTED = re.compile(r"Collected : (\d+)")
+SECRET = "bench-instructions-secret"
+# The services' settings in these runs (REDIS_URL and DATABASE_URL come from the parent).
+APP_SETTINGS = {
+    "APP_ENV": "development",
+    "SABONG_CLIENT_SECRETS": SECRET,
+    "SABONG_SESSION_SECRET": "s" * 40,
+    "USSD_LOGIN_JWT_SECRET": "l" * 40,
+    "USSD_SERVICE_ID_SECRET": "i" * 40,
+}
+Environ = dict[str, Any]
+WSGIApp = Callable[..., Iterable[bytes]]
+ENDPOINTS = (
+    "reference",
+    "floor",
+    "healthz",
+    "get-balance",
+    "credit-balance",
+    "generate-auth-token",
+    "login-link",
+)
+
+
+def per_request(few_total: int, many_total: int, few: int = FEW, many: int = MANY) -> int:
+    """Instructions per request from the totals of a FEW- and a MANY-request child."""
+    return round((many_total - few_total) / (many - few))
+
+
+def collected(valgrind_stderr: str) -> int:
+    """The instruction total callgrind reports at exit; ValueError if it reported none."""
+    found = COLLECTED.search(valgrind_stderr)
+    if found is None:
+        raise ValueError("callgrind reported no total:\n" + valgrind_stderr[-2000:])
+    return int(found.group(1))
+
+
+def count(endpoint: str, requests: int, env: dict[str, str]) -> int:
+    """Instructions of one child making `requests` requests to `endpoint` after set-up."""
+    child_command = [sys.executable, "-m", "bench.instructions", "--child", endpoint, str(requests)]
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *child_command]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{endpoint}: child failed:\n{done.stderr[-2000:]}")
+    return collected(done.stderr)
+
+
+def child(endpoint: str, requests: int) -> None:
+    """In the child: gevent-patch, build the app and its requests, warm up, then call."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    app, environs = wsgi_requests(endpoint, WARM_UP + MANY)
+    for environ in environs[: WARM_UP + requests]:
+        status, _ = call(app, environ)
+        if not status.startswith(("200", "303")):
+            raise SystemExit(f"{endpoint}: {status}")
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: the same for every child, and slow under valgrind
+
+
+def environ(path: str, method: str = "GET", **kwargs: Any) -> Environ:
+    """The WSGI environ of one request."""
+    from werkzeug.test import EnvironBuilder
+
+    return EnvironBuilder(path=path, method=method, **kwargs).get_environ()
+
+
+def call(app: WSGIApp, request: Environ) -> tuple[str, bytes]:
+    """One WSGI call: its status line and body."""
+    status: list[str] = []
+    body = b"".join(app(request, lambda line, headers, info=None: status.append(line)))
+    return status[0], body
+
+
+def wsgi_requests(endpoint: str, total: int) -> tuple[WSGIApp, list[Environ]]:
+    """The WSGI app that serves `endpoint` and `total` distinct requests for it."""
+    if endpoint == "reference":
+        from .reference_app import app as reference
+
+        return reference, [environ("/") for _ in range(total)]
+    if endpoint == "floor":
+        from .floor_app import app as floor
+
+        return floor, [environ("/redis+postgres") for _ in range(total)]
+    from services.sabong import create_app
+
+    return create_app(APP_SETTINGS), sabong_requests(endpoint, total)
+
+
+def sabong_requests(endpoint: str, total: int) -> list[Environ]:
+    """`total` distinct requests for a Sabong endpoint, signed as partners sign them."""
+    stamp, tag = int(time.time()), str(os.getpid())
+    if endpoint == "healthz":
+        return [environ("/healthz") for _ in range(total)]
+    if endpoint in ("get-balance", "credit-balance"):
+        path = fixtures.BALANCE_PATH if endpoint == "get-balance" else fixtures.CREDIT_PATH
+        signed = fixtures.signed_wallet_requests(SECRET, path, total, tag, stamp)
+        return [
+            environ(target.partition("?")[0], "POST" if body else "GET",
+                    query_string=target.partition("?")[2], headers=headers, data=body or None)
+            for target, headers, body in signed
+        ]  # fmt: skip
+    issue = [
+        environ(fixtures.TOKEN_PATH, "POST", data=body,
+                headers=fixtures.signed_token_headers(SECRET, body, stamp))
+        for body in fixtures.signed_token_bodies(total, tag)
+    ]  # fmt: skip
+    if endpoint == "generate-auth-token":
+        return issue
+    from services.sabong import create_app
+
+    issuer = create_app(APP_SETTINGS)  # tokens issued through the service (set-up)
+    return [environ(f"/login/{login_token(issuer, request)}", "POST") for request in issue]
+
+
+def login_token(app: WSGIApp, issue: Environ) -> str:
+    """A fresh login token, issued through the app itself (set-up: in both children)."""
+    _, body = call(app, issue)
+    token: str = json.loads(body)["data"]["token"]
+    return token
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("endpoints", nargs="*", help=f"any of {', '.join(ENDPOINTS)} (all)")
+    parser.add_argument(
+        "--child", nargs=2, metavar=("ENDPOINT", "REQUESTS"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]))
+        return
+    unknown = sorted(set(args.endpoints) - set(ENDPOINTS))
+    if unknown:
+        parser.error(f"unknown endpoints {unknown}; choose from {', '.join(ENDPOINTS)}")
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench.instructions needs valgrind (Debian package `valgrind`)")
+    directory = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
+    directory.chmod(0o711)
+    try:
+        with (
+            EmbeddedRedis(directory / "redis") as redis,
+            EmbeddedPostgres(directory / "pg", durable=False) as postgres,
+        ):
+            stores = {"REDIS_URL": redis.url, "DATABASE_URL": postgres.url}
+            os.environ["DOTENV_PATH"] = str(directory / "unused.env")
+            upgrade(postgres.url)
+            fixtures.create_wallets(postgres.url)
+            # Every child's generate-auth-token requests then update existing users (as
+            # in `make bench`), whichever child runs first.
+            fixtures.create_pool_users(load_settings({**APP_SETTINGS, **stores}), WARM_UP + MANY)
+            # A fixed hash seed: dict and set layouts, and so their costs, repeat.
+            env = {**os.environ, **stores, "PYTHONHASHSEED": "0"}
+            # The two children of an endpoint run side by side (counts do not depend on it).
+            with ThreadPoolExecutor(max_workers=2) as side_by_side:
+                for endpoint in args.endpoints or ENDPOINTS:
+                    counting = partial(count, endpoint, env=env)
+                    few, many = side_by_side.map(counting, (FEW, MANY))
+                    each = per_request(few, many) / 1000
+                    print(f"{endpoint:<20} {each:8.0f}k instructions/request", flush=True)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""bench.instructions: instructions per request under callgrind."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bench import instructions
+from shared.config import PROJECT_ROOT
+
+CALLGRIND_TAIL = """==7141== Events    : Ir
+==7141== Collected : 3275714901
+==7141==
+==7141== I   refs:      3,275,714,901
+"""
+
+
+def test_the_total_is_read_from_callgrinds_exit_report() -> None:
+    assert instructions.collected(CALLGRIND_TAIL) == 3275714901
+    with pytest.raises(ValueError, match="no total"):
+        instructions.collected("==1== error while loading shared libraries")
+
+
+def test_set_up_cancels_out_of_the_per_request_figure() -> None:
+    set_up, each = 2_000_000_000, 350_000
+    few = set_up + instructions.FEW * each
+    many = set_up + instructions.MANY * each
+    assert instructions.per_request(few, many) == each
+
+
+def test_an_unknown_endpoint_is_refused_before_anything_starts() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "clients/me"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown endpoints ['clients/me']" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_counts_the_reference_app_and_healthz() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "reference", "healthz"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        check=True,
+        timeout=590,
+    )
+    counts = {
+        line.split()[0]: int(line.split()[1].rstrip("k")) for line in done.stdout.splitlines()
+    }
+    # A bare Flask request is a few hundred thousand instructions; /healthz adds the
+    # service's middleware on top (request id, metrics, access log).
+    assert 100 < counts["reference"] < 1000, done.stdout
+    assert counts["healthz"] > counts["reference"], done.stdout
