@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import select
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from psycopg.rows import TupleRow
 
 from .config import Settings
 from .exceptions import ConfigError, StoreUnavailable
+from .greenlets import patched_by_gevent
 from .settings import DEFAULT_POOL_SIZE
 
 URL_SCHEMES = ("postgresql", "postgres")
@@ -76,17 +76,9 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-def _patched_by_gevent() -> Any | None:
-    """gevent's `monkey` module when it has patched `select` in this process, else None."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None or not monkey.is_module_patched("select"):
-        return None
-    return monkey
-
-
 # Decided once per process, like psycopg's own choice of wait function: gunicorn's gevent
 # workers import this module after patching (the master imports no store driver).
-_GEVENT = _patched_by_gevent()
+_GEVENT = patched_by_gevent("select")
 
 
 def _gevent_waits() -> dict[waiting.Wait, Callable[..., Any]] | None:

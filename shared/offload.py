@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from .greenlets import patched_by_gevent
 
 R = TypeVar("R")
 
@@ -18,8 +19,7 @@ def in_native_thread(func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     tests) the caller is a native thread already and the call is made directly. Callers
     bound how many run at once (the login's hash slots).
     """
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None or not monkey.is_module_patched("threading"):
+    if patched_by_gevent("threading") is None:
         return func(*args, **kwargs)
     import gevent
 
