@@ -147,7 +147,7 @@ class PooledConnection(psycopg.Connection[TupleRow]):
         """The first row of one statement, on a cursor kept for this connection (a new
         cursor per statement costs about 40k instructions of a query's 190k)."""
         cursor = self._kept_cursor
-        if cursor is None or cursor.closed:
+        if cursor is None:  # only an open connection is ever handed out, so is its cursor
             cursor = self._kept_cursor = self.cursor()
         return cursor.execute(query, params).fetchone()
 
