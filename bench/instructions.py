@@ -122,11 +122,13 @@ def wsgi_requests(endpoint: str, total: int) -> tuple[WSGIApp, list[Environ]]:
         return floor, [environ("/redis+postgres") for _ in range(total)]
     from services.sabong import create_app
 
-    return create_app(APP_SETTINGS), sabong_requests(endpoint, total)
+    app = create_app(APP_SETTINGS)
+    return app, sabong_requests(app, endpoint, total)
 
 
-def sabong_requests(endpoint: str, total: int) -> list[Environ]:
-    """`total` distinct requests for a Sabong endpoint, signed as partners sign them."""
+def sabong_requests(app: WSGIApp, endpoint: str, total: int) -> list[Environ]:
+    """`total` distinct requests for a Sabong endpoint, signed as partners sign them (login
+    links: each with a token `app` issued, as set-up)."""
     stamp, tag = int(time.time()), str(os.getpid())
     if endpoint == "healthz":
         return [environ("/healthz") for _ in range(total)]
@@ -145,10 +147,7 @@ def sabong_requests(endpoint: str, total: int) -> list[Environ]:
     ]  # fmt: skip
     if endpoint == "generate-auth-token":
         return issue
-    from services.sabong import create_app
-
-    issuer = create_app(APP_SETTINGS)  # tokens issued through the service (set-up)
-    return [environ(f"/login/{login_token(issuer, request)}", "POST") for request in issue]
+    return [environ(f"/login/{login_token(app, request)}", "POST") for request in issue]
 
 
 def login_token(app: WSGIApp, issue: Environ) -> str:
