@@ -127,7 +127,8 @@ def create_pool_users(settings: Settings, pool: int = CLIENT_POOL) -> list[int]:
 def issue_login_tokens(
     store: SabongStore, user_ids: Sequence[int], count: int, minutes: int = TOKEN_MINUTES
 ) -> list[str]:
-    """`count` live login tokens for the pool users `user_ids`, by the store's own call."""
+    """`count` live login tokens for the pool users `user_ids`, by the store's own calls
+    (each token then holds its user id, as the service's issuance leaves it)."""
     batch = secrets.token_hex(6)
     pool = len(user_ids)
 
@@ -135,7 +136,8 @@ def issue_login_tokens(
         token = new_login_token()
         client_id = pool_client_id(index, pool)
         signature = f"{batch}{index:058x}"  # a unique stand-in for a request signature
-        store.store_token(token, minutes * 60, user_ids[index % pool], client_id, signature)
+        store.store_token(token, minutes * 60, client_id, signature)
+        store.name_token_user(token, user_ids[index % pool], client_id).settle()
         return token
 
     def issue_slice(start: int) -> list[str]:

@@ -2,7 +2,7 @@
 
 A store given a `CommandRecorder` instead of a Redis client runs its own code (key names,
 arguments, script choice exactly as in production) and the recorder keeps each script
-call, answering as a successful call would. `replay` then sends the recorded calls to a
+call and command, answering as a successful call would. `replay` then sends the recorded calls to a
 real Redis in pipelines: the same keys are written, in a fraction of the round trips.
 """
 
@@ -30,7 +30,7 @@ class RecordedScript:
 
 
 class CommandRecorder:
-    """Stands in for a redis client in a store; `reply` is what every script call returns."""
+    """Stands in for a redis client in a store; `reply` is what every call returns."""
 
     def __init__(self, reply: Any) -> None:
         self.reply = reply
@@ -38,14 +38,12 @@ class CommandRecorder:
         self.sources: dict[str, str] = {}
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        self.calls.append((sha, numkeys, *keys_and_args))
-        return self.reply
+        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
 
-    def execute_command(self, name: str, *args: Any) -> Any:
+    def execute_command(self, *command: Any) -> Any:
         """The way `shared.redis.command` reaches a client that is not a plain Redis."""
-        if name != "EVALSHA":
-            raise NotImplementedError(f"the recorder keeps script calls only, not {name}")
-        return self.evalsha(*args)
+        self.calls.append(command)
+        return self.reply
 
     def register_script(self, source: str) -> RecordedScript:
         return RecordedScript(self, source)
@@ -62,6 +60,6 @@ def replay(client: redis_py.Redis, recorder: CommandRecorder) -> None:
     for start in range(0, len(recorder.calls), BATCH):
         pipe = client.pipeline(transaction=False)
         for call in recorder.calls[start : start + BATCH]:
-            pipe.evalsha(*call)
+            pipe.execute_command(*call)
         pipe.execute()
     recorder.calls.clear()

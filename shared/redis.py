@@ -360,24 +360,81 @@ def command(client: redis_py.Redis, *args: str | int) -> Any:
     NX` is "OK" or None); a cluster client applies redis-py's reply callbacks (True or
     None).
     """
+    return send(client, *args).reply()
+
+
+def send(client: redis_py.Redis, *args: str | int) -> PendingReply:
+    """Send one command as `command` does, and read its reply later (`reply()`).
+
+    Between the two the request can wait on something else, a PostgreSQL query, and
+    find the reply already arrived: one wait instead of two. A cluster or Sentinel
+    client runs the command at once.
+    """
     pool = client.connection_pool if type(client) is redis_py.Redis else None
     if pool is None or type(pool) is not redis_py.ConnectionPool:
-        return client.execute_command(*args)  # type: ignore[no-untyped-call]
+        return PendingReply.settled(client, args)
     idle = _idle_connections(pool)
     # list.pop and list.append are atomic: no lock, whether requests run on threads or
     # on gevent greenlets, and a connection is only ever used by one request at a time.
     # The list grows to the most commands ever in flight at once, as redis-py's pool does.
     connection = idle.pop() if idle else pool.connection_class(**pool.connection_kwargs)
+    pending = PendingReply(args, idle, connection)
     try:
+        _send(connection, args)
+    except redis_py.ConnectionError:
+        pending.sent = False  # reply() makes the one retry
+    except BaseException:
+        idle.append(connection)
+        raise
+    return pending
+
+
+class PendingReply:
+    """A command sent on `command`'s connections whose reply is read once, by `reply()`.
+
+    The connection stays out of the free list until then, so that no other request can
+    read this reply. A command that could not be sent is sent again by `reply()` (the
+    one retry after a ConnectionError).
+    """
+
+    __slots__ = ("args", "connection", "idle", "outcome", "sent")
+
+    def __init__(self, args: Sequence[Any], idle: list[Any] | None, connection: Any) -> None:
+        self.args = args
+        self.idle = idle
+        self.connection = connection
+        self.sent = True  # False: the send failed, and reply() makes the retry
+        self.outcome: tuple[Any, BaseException | None] = (None, None)
+
+    @classmethod
+    def settled(cls, client: redis_py.Redis, args: Sequence[Any]) -> PendingReply:
+        """A command run at once by the client itself (cluster, Sentinel)."""
+        pending = cls(args, None, None)
         try:
-            return _round_trip(connection, args)
-        except redis_py.ConnectionError:
+            pending.outcome = (client.execute_command(*args), None)  # type: ignore[no-untyped-call]
+        except Exception as exc:  # raised again by reply(), where the caller expects it
+            pending.outcome = (None, exc)
+        return pending
+
+    def reply(self) -> Any:
+        """The reply (or its error); call exactly once."""
+        if self.idle is None:
+            value, error = self.outcome
+            if error is not None:
+                raise error
+            return value
+        try:
+            if self.sent:
+                try:
+                    return self.connection.read_response()
+                except redis_py.ConnectionError:
+                    pass
             # Redis closed this connection (a restart, an idle timeout): redis-py has
             # disconnected it, so this one retry reconnects, like `Retry(NoBackoff(), 1)`.
-            return _round_trip(connection, args)
-    finally:
-        # Also after a failure: a disconnected connection reconnects on its next use.
-        idle.append(connection)
+            return _round_trip(self.connection, self.args)
+        finally:
+            # Also after a failure: a disconnected connection reconnects on its next use.
+            self.idle.append(self.connection)
 
 
 def _idle_connections(pool: redis_py.ConnectionPool) -> list[Any]:
@@ -394,8 +451,12 @@ def _idle_connections(pool: redis_py.ConnectionPool) -> list[Any]:
 def _round_trip(connection: redis_py.connection.AbstractConnection, args: Sequence[Any]) -> Any:
     # send_command and read_response disconnect the connection on any failure, so a
     # reply that arrives late can never be read by a later command.
-    connection.send_command(*args)  # type: ignore[no-untyped-call]
+    _send(connection, args)
     return connection.read_response()
+
+
+def _send(connection: redis_py.connection.AbstractConnection, args: Sequence[Any]) -> None:
+    connection.send_command(*args)  # type: ignore[no-untyped-call]
 
 
 class StoreScript:

@@ -270,18 +270,18 @@ def redis_commands_sent(monkeypatch: pytest.MonkeyPatch) -> SentCommands:
 
     def start(client: redis_py.Redis) -> list[str]:
         sent: list[str] = []
-        original, direct = client.execute_command, shared_redis._round_trip
+        original, direct = client.execute_command, shared_redis._send
 
         def counting(*args: Any, **options: Any) -> Any:
             sent.append(str(args[0]))
             return original(*args, **options)
 
-        def counting_direct(connection: Any, args: Sequence[Any]) -> Any:
+        def counting_direct(connection: Any, args: Sequence[Any]) -> None:
             sent.append(str(args[0]))
-            return direct(connection, args)
+            direct(connection, args)
 
         monkeypatch.setattr(client, "execute_command", counting)
-        monkeypatch.setattr(shared_redis, "_round_trip", counting_direct)
+        monkeypatch.setattr(shared_redis, "_send", counting_direct)
         return sent
 
     return start

@@ -7,9 +7,11 @@ from typing import Any
 
 from flask import session
 
+from shared.exceptions import StoreUnavailable
+
 from .issuance import is_token_shaped
 from .session_store import SessionStore
-from .store import SabongStore
+from .store import SabongStore, TakenToken
 from .user_store import UserStore
 
 # The one value the signed cookie holds: the session id (see session_store.py).
@@ -22,15 +24,19 @@ def login_link_is_live(store: SabongStore, token: str) -> bool:
     return is_token_shaped(token) and store.token_exists(token)
 
 
-def sign_in_with_token(store: SabongStore, sessions: SessionStore, token: str, now: float) -> bool:
+def sign_in_with_token(
+    store: SabongStore, users: UserStore, sessions: SessionStore, token: str, now: float
+) -> bool:
     """Consume the token (one winner) and start a session for its user."""
     if not is_token_shaped(token):
         return False
-    owner = store.consume_token(token)
-    if owner is None:
+    taken = store.consume_token(token)
+    if taken is None:
         return False
-    user_id, client_id = owner
-    session_id = sessions.start(client_id, user_id, now)
+    user_id = taken.user_id if taken.user_id is not None else token_user_id(store, users, taken)
+    if user_id is None:
+        return False
+    session_id = sessions.start(taken.client_id, user_id, now)
     if SESSION_ID in session:
         sessions.end(session[SESSION_ID])  # the browser's previous session ends for good
     # A fresh session, never a merge into a previous one (no session fixation), holding
@@ -40,6 +46,17 @@ def sign_in_with_token(store: SabongStore, sessions: SessionStore, token: str, n
     session.permanent = True
     session[SESSION_ID] = session_id
     return True
+
+
+def token_user_id(store: SabongStore, users: UserStore, taken: TakenToken) -> int | None:
+    """The id of the user a consumed token names, from PostgreSQL; None if there is none
+    (its issuance failed and could not take the token back)."""
+    try:
+        return users.user_id(taken.client_id)
+    except StoreUnavailable:
+        # The database's outage, not the player's doing: the link must keep working.
+        store.restore_token(taken)
+        raise
 
 
 def sign_out(sessions: SessionStore) -> None:

@@ -10,16 +10,22 @@ hash tag decides the Redis Cluster slot):
     sabong:{t:<sha256 b64url>}       string  a live login token -> "<user id>:<clientId>"
                                              (TTL = expiration)
 
-The token's value names its user completely, so signing in is one single-slot GET+DEL
-with no database look-up. A client's guard keys differ only in what follows `}:`, and no
-suffix contains `}:`, so no crafted clientId (even one holding braces) can make one
-client's key equal another's. Every script receives every key it touches through KEYS.
+The token is stored before its user is written to PostgreSQL (issuance.py), when the user
+id is not known yet: its value starts as ":<clientId>", and the issuance then adds the id
+(best effort, without waiting for the reply). Signing in with a value that has the id
+needs no database look-up; one without it (that write failed or lost the race) looks the
+user up by clientId.
 
-An issuance writes a replay guard and a token. On one server that is ONE script, one
-round trip: the guard (SET NX) and, only if the signature is fresh, the token. In a
-cluster the two keys live in different slots, so the store sends the guard first and
-then the token; should the token fail, the guard is released again (best effort), so
-the partner may resend the very request it got a 500 for.
+A client's guard keys differ only in what follows `}:`, and no suffix contains `}:`, so
+no crafted clientId (even one holding braces) can make one client's key equal another's.
+Every script receives every key it touches through KEYS.
+
+An issuance writes a replay guard and a token, before its user is written to PostgreSQL.
+On one server that is ONE script, one round trip: the guard (SET NX) and, only if the
+signature is fresh, the token. In a cluster the two keys live in different slots, so the
+store sends the guard first and then the token; should the token fail, the guard is
+released again (best effort), so the partner may resend the very request it got a 500
+for.
 
 The previous version also kept users, wallets, audit streams and a user id counter
 here; services/sabong/legacy_import.py documents those keys and imports them once.
@@ -30,12 +36,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+from dataclasses import dataclass
 
 import redis as redis_py
 from redis.exceptions import RedisClusterException
 
 from shared.exceptions import SignatureRejected
-from shared.redis import StoreScript, command, is_cluster, translate_errors
+from shared.redis import PendingReply, StoreScript, is_cluster, send, translate_errors
 
 PREFIX = "sabong:"
 
@@ -54,9 +61,17 @@ def token_key(token: str) -> str:
     return f"{PREFIX}{{t:{base64.urlsafe_b64encode(digest).rstrip(b'=').decode('ascii')}}}"
 
 
-def token_value(user_id: int, client_id: str) -> str:
-    """What a token key holds: its user, complete enough to sign in without a look-up."""
-    return f"{user_id}:{client_id}"
+def token_value(client_id: str, user_id: int | None = None) -> str:
+    """What a token key holds: its user (the id left empty while not known)."""
+    return f"{'' if user_id is None else user_id}:{client_id}"
+
+
+def token_owner(value: str) -> tuple[int | None, str] | None:
+    """(user id or None, clientId) of a token value; None if it names no user."""
+    user_id, colon, client_id = value.partition(":")
+    if not colon or not client_id:
+        return None
+    return (int(user_id) if user_id else None), client_id
 
 
 # One server. KEYS: replay guard, token. ARGV: replay_ttl, token value, token_ttl.
@@ -69,15 +84,54 @@ redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
-# Slot {t:...}. KEYS: token. Returns its value ("<user id>:<clientId>") to the one caller
-# that wins, else nil. GET+DEL inside one script is atomic: of any number of concurrent
+# Slot {t:...}. KEYS: token. Returns {value, remaining TTL in ms} to the one caller that
+# wins, else nil. GET+DEL inside one script is atomic: of any number of concurrent
 # consumers exactly one sees the value (and it works on Redis older than 6.2, which lacks
-# GETDEL).
+# GETDEL). The TTL lets a sign-in that fails afterwards put the token back.
 TAKE_LUA = """
 local value = redis.call('GET', KEYS[1])
-if value then redis.call('DEL', KEYS[1]) end
-return value
+if not value then return nil end
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return {value, ttl}
 """
+
+
+class PendingGuard:
+    """A replay guard (SET NX) sent to Redis, its reply not read yet."""
+
+    def __init__(self, reply: PendingReply) -> None:
+        self.reply = reply
+
+    @translate_errors
+    def confirm(self) -> None:
+        """Read the verdict (once): SignatureRejected if the signature was already spent."""
+        if self.reply.reply() is None:
+            raise SignatureRejected("replayed")
+
+
+class PendingWrite:
+    """A best-effort write sent to Redis: its reply is read, and a failure ignored, later."""
+
+    def __init__(self, reply: PendingReply | None) -> None:
+        self.reply = reply  # None: it could not even be sent
+
+    def settle(self) -> None:
+        """Read the reply (once), whatever it is."""
+        if self.reply is not None:
+            with contextlib.suppress(redis_py.RedisError, RedisClusterException):
+                self.reply.reply()
+
+
+@dataclass(frozen=True)
+class TakenToken:
+    """A login token just consumed: whose it was, and how to put it back."""
+
+    token: str
+    value: str
+    remaining_ms: int
+    user_id: int | None  # None: look the user up by clientId (see the module docstring)
+    client_id: str
 
 
 class SabongStore:
@@ -91,12 +145,10 @@ class SabongStore:
         self._take = StoreScript(client, TAKE_LUA)
 
     @translate_errors
-    def store_token(
-        self, token: str, ttl: int, user_id: int, client_id: str, signature: str
-    ) -> None:
+    def store_token(self, token: str, ttl: int, client_id: str, signature: str) -> None:
         """Spend the signature and store the token; SignatureRejected if already spent."""
         guard = client_replay_key(client_id, signature)
-        value = token_value(user_id, client_id)
+        value = token_value(client_id)
         if self.cluster:
             self._store_token_in_cluster(token, ttl, value, guard)
             return
@@ -117,6 +169,17 @@ class SabongStore:
                 self.client.delete(guard)
             raise
 
+    def name_token_user(self, token: str, user_id: int, client_id: str) -> PendingWrite:
+        """Best effort: add the user id to a live token's value; `settle()` reads the reply."""
+        value = token_value(client_id, user_id)
+        # XX: a token that is gone (taken back, expired) is never written again. KEEPTTL:
+        # its expiry stays the one the partner was told.
+        args = ("SET", token_key(token), value, "XX", "KEEPTTL")
+        try:
+            return PendingWrite(send(self.client, *args))
+        except (redis_py.RedisError, RedisClusterException):
+            return PendingWrite(None)
+
     def forget_token(self, token: str, client_id: str, signature: str) -> None:
         """Best effort: delete a token and free its signature (its issuance was undone)."""
         for key in (token_key(token), client_replay_key(client_id, signature)):
@@ -124,13 +187,16 @@ class SabongStore:
             with contextlib.suppress(redis_py.RedisError, RedisClusterException):
                 self.client.delete(key)
 
-    @translate_errors
     def remember_signature(self, signature: str, client_id: str | None) -> None:
-        """Record a signature on an error path (SET NX); SignatureRejected if seen."""
+        """Record a signature (SET NX); SignatureRejected if it was already seen."""
+        self.send_signature_guard(signature, client_id).confirm()
+
+    @translate_errors
+    def send_signature_guard(self, signature: str, client_id: str | None) -> PendingGuard:
+        """Send the replay guard of a signature now; its verdict comes with `confirm()`."""
         key = client_replay_key(client_id, signature) if client_id else orphan_replay_key(signature)
         # Every wallet request passes here: the lean path (see shared.redis.command).
-        if command(self.client, "SET", key, "1", "NX", "EX", self.replay_ttl) is None:
-            raise SignatureRejected("replayed")
+        return PendingGuard(send(self.client, "SET", key, "1", "NX", "EX", self.replay_ttl))
 
     def forget_signature(self, signature: str, client_id: str | None) -> None:
         """Best effort: release a remembered signature whose request did nothing (a 500),
@@ -145,10 +211,22 @@ class SabongStore:
         return bool(self.client.exists(token_key(token)))
 
     @translate_errors
-    def consume_token(self, token: str) -> tuple[int, str] | None:
-        """Delete a live token and return (user id, clientId); None if not live."""
-        value = self._take(keys=[token_key(token)])
-        if not value:
+    def consume_token(self, token: str) -> TakenToken | None:
+        """Delete a live token and return what it held; None if it was not live."""
+        taken = self._take(keys=[token_key(token)])
+        if not taken:
             return None
-        user_id, _, client_id = str(value).partition(":")
-        return (int(user_id), client_id) if client_id else None
+        value, remaining_ms = str(taken[0]), int(taken[1])
+        owner = token_owner(value)
+        if owner is None:
+            return None
+        return TakenToken(token, value, remaining_ms, *owner)
+
+    def restore_token(self, taken: TakenToken) -> None:
+        """Best effort: put a consumed token back for the rest of its TTL (its sign-in
+        failed for a reason not the player's, so their link must keep working)."""
+        if taken.remaining_ms <= 0:
+            return
+        with contextlib.suppress(redis_py.RedisError, RedisClusterException):
+            # NX: never overwrite; the token cannot have been re-issued meanwhile anyway.
+            self.client.set(token_key(taken.token), taken.value, px=taken.remaining_ms, nx=True)

@@ -83,6 +83,7 @@ SELECT u.id, u.username, u.name, u.display_id, u.client_id, u.referral_code, u.r
   FROM sabong_users u LEFT JOIN sabong_wallets w ON w.client_id = u.client_id
 """
 FIND_SQL = USERS_SQL + " WHERE u.client_id = %s"
+USER_ID_SQL = "SELECT id FROM sabong_users WHERE client_id = %(client_id)s"
 LIST_SQL = USERS_SQL + " ORDER BY u.id, u.client_id"
 
 AUDIT_SQL = """
@@ -159,7 +160,7 @@ def upsert_user(conn: PooledConnection, item: Issuance) -> IssueResult:
 class UserStore:
     """PostgreSQL reads of Sabong users and the audit; each read is one short transaction.
 
-    The write, `upsert_user`, runs inside the issuance's own transaction (issuance.py).
+    The write, `upsert_user`, runs on the issuance's own connection (issuance.py).
     Connection failures surface as StoreUnavailable (shared.db).
     """
 
@@ -171,6 +172,12 @@ class UserStore:
         with self.database.transaction() as conn:
             row = conn.cursor(row_factory=dict_row).execute(FIND_SQL, (client_id,)).fetchone()
         return None if row is None else user_record(row)
+
+    def user_id(self, client_id: str) -> int | None:
+        """The id of a clientId's user, or None; one statement, no transaction."""
+        with self.database.statement() as conn:
+            row = conn.fetch_one(USER_ID_SQL, {"client_id": client_id})
+        return None if row is None else int(row[0])
 
     def list_all(self) -> list[dict[str, Any]]:
         """Every user (without wallets' details), by id."""

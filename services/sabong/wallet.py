@@ -21,7 +21,7 @@ from .validation import (
     validate_history_query,
     validate_money_request,
 )
-from .wallet_store import HistoryPage, Posted, Posting, WalletStore
+from .wallet_store import Balance, HistoryPage, Posted, Posting, WalletStore
 
 R = TypeVar("R")
 
@@ -35,11 +35,11 @@ def replay_key_client(value: Any) -> str | None:
 
 def get_balance(rt: Runtime, args: dict[str, str], signature: str) -> dict[str, Any]:
     """The `data` of get-balance: userId, clientId, balance, updatedAt."""
-    rt.store.remember_signature(signature, replay_key_client(args.get("clientId")))
-    client_id = validate_client_id(args.get("clientId"))
-    found = with_replay_release(
-        rt, signature, client_id, lambda: WalletStore(rt.database).balance(client_id)
-    )
+
+    def read() -> Balance:
+        return WalletStore(rt.database).balance(validate_client_id(args.get("clientId")))
+
+    found = read_behind_replay_guard(rt, signature, replay_key_client(args.get("clientId")), read)
     return {
         "userId": found.user_id,
         "clientId": found.client_id,
@@ -96,10 +96,13 @@ def posted_data(posted: Posted) -> dict[str, Any]:
 
 def get_transactions(rt: Runtime, args: dict[str, str], signature: str) -> dict[str, Any]:
     """The `data` of get-transactions: one page, the counts, filters and sort used."""
-    rt.store.remember_signature(signature, replay_key_client(args.get("clientId")))
-    query = validate_history_query(args)
-    page = with_replay_release(
-        rt, signature, query.client_id, lambda: WalletStore(rt.database).history(query)
+
+    def read() -> tuple[HistoryQuery, HistoryPage]:
+        query = validate_history_query(args)
+        return query, WalletStore(rt.database).history(query)
+
+    query, page = read_behind_replay_guard(
+        rt, signature, replay_key_client(args.get("clientId")), read
     )
     return history_data(query, page)
 
@@ -136,6 +139,30 @@ def with_replay_release(
     except StoreUnavailable:
         rt.store.forget_signature(signature, client_key)
         raise
+
+
+def read_behind_replay_guard(
+    rt: Runtime, signature: str, client_key: str | None, read: Callable[[], R]
+) -> R:
+    """Spend the signature and run `read()` (validation and a database read) meanwhile:
+    one wait for both stores instead of two.
+
+    The guard's verdict still decides first: a replay is refused whatever `read()` did or
+    raised (a read changes nothing, so running it early is harmless). When the database
+    fails, the signature is freed again so that the partner may resend.
+    """
+    guard = rt.store.send_signature_guard(signature, client_key)
+    try:
+        result = read()
+    except StoreUnavailable:
+        guard.confirm()
+        rt.store.forget_signature(signature, client_key)
+        raise
+    except BaseException:
+        guard.confirm()
+        raise
+    guard.confirm()
+    return result
 
 
 def insufficient_data(balance: Decimal, amount: Decimal) -> dict[str, Any]:

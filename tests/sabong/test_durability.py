@@ -62,7 +62,8 @@ def test_database_down_is_the_500_envelope_and_the_same_request_works_later(
     response = partner.post(body, timestamp=stamp)
     assert time.monotonic() - started < OUTAGE_ANSWER_SECONDS
     assert (response.status_code, response.get_json()) == (500, STORE_FAILURE)
-    assert sorted(redis_client.scan_iter("*")) == keys_before  # Redis was never touched
+    # The token and the guard written before the upsert were taken back.
+    assert sorted(redis_client.scan_iter("*")) == keys_before
     own_postgres.start()
     # The very request (same bytes, same signature) is no replay: nothing was spent. The
     # pool reconnects with a backoff, so the partner may need a few resends (each one
@@ -101,8 +102,8 @@ CREATE CONSTRAINT TRIGGER test_die_at_commit AFTER INSERT ON sabong_issuance_aud
 def test_a_failed_commit_takes_the_token_back_and_frees_the_signature(
     partner: Partner, redis_client: redis_py.Redis, db: Connection
 ) -> None:
-    # A deferred trigger runs at COMMIT, after the token was stored in Redis: the server
-    # ends the connection right there, as a database crash at that moment would.
+    # A deferred trigger runs at the statement's COMMIT, after the token was stored in
+    # Redis: the server ends the connection right there, as a database crash would.
     db.execute(DIE_AT_COMMIT)
     body, stamp = compact(valid_fields(clientId="DOOMED")), partner.now()
     try:
@@ -125,7 +126,7 @@ def test_a_replay_writes_nothing_to_the_database(partner: Partner, db: Connectio
     assert partner.post(body, timestamp=stamp).status_code == 401
     assert counts(db) == (1, 1, 1)
     user = db.execute("SELECT updated_at = created_at FROM sabong_users").fetchone()
-    assert user == (True,)  # the replay's update was rolled back too
+    assert user == (True,)  # the replay never reached the database
 
 
 def test_redis_keeps_only_expiring_keys(partner: Partner, redis_client: redis_py.Redis) -> None:

@@ -21,6 +21,7 @@ from services.sabong import store
 from services.sabong.issuance import _BYTE_TO_CHAR, TOKEN_ALPHABET, new_login_token
 from services.sabong.runtime import EXTENSION
 from services.sabong.user_store import REFERRAL_MODULUS, REFERRAL_MULTIPLIER, referral_suffix
+from shared.db import PooledConnection
 from shared.redis import is_cluster
 from tests.conftest import SentCommands
 
@@ -215,9 +216,30 @@ def test_round_trips_per_issuance(
     partner.issue(clientId="RT")
     if is_cluster(redis_client):
         # The replay guard and the token live in different slots: one command each.
-        assert for_new_user == sent == ["SET", "SET"]
+        assert for_new_user == sent == ["SET", "SET", "SET"]
     else:
-        assert for_new_user == sent == ["EVALSHA"]  # one script: one round trip
+        # One script (one round trip), then the token gets its user id: sent, and its
+        # reply read only once the response data is built.
+        assert for_new_user == sent == ["EVALSHA", "SET"]
+
+
+def test_an_issuance_waits_on_postgresql_once(
+    partner: Partner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The token goes to Redis first, so the user's upsert needs no transaction around it:
+    # one statement, one round trip (no BEGIN, no COMMIT).
+    partner.issue(clientId="WARM-UP")  # the pool's first connection, prepared statements
+    waits: list[object] = []
+    original = PooledConnection.wait
+
+    def counted(self: PooledConnection, gen: Any, *args: Any, **kwargs: Any) -> Any:
+        waits.append(gen)
+        return original(self, gen, *args, **kwargs)
+
+    monkeypatch.setattr(PooledConnection, "wait", counted)
+    assert partner.issue(clientId="ONE-TRIP")["isNewUser"] is True
+    assert partner.issue(clientId="ONE-TRIP")["isNewUser"] is False
+    assert len(waits) == 2
 
 
 def test_every_issuance_is_audited(partner: Partner, db: Connection) -> None:

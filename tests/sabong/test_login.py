@@ -207,6 +207,38 @@ def test_session_of_a_deleted_user_is_dropped(partner: Partner, db: Connection) 
     assert partner.client.get("/me").status_code == 303  # the session ended with the user
 
 
+def drop_user_id(redis_client: redis_py.Redis, data: dict[str, Any]) -> None:
+    """Leave the token as it was before the issuance added its user id to it."""
+    key = store.token_key(data["token"])
+    redis_client.set(key, ":" + data["user"]["displayId"], keepttl=True)
+
+
+def test_a_token_without_its_user_id_signs_in_by_clientid(
+    partner: Partner, redis_client: redis_py.Redis
+) -> None:
+    # The issuance's best-effort write of the user id did not land: look the user up.
+    data = partner.issue(clientId="NO:ID")
+    drop_user_id(redis_client, data)
+    assert partner.client.post(login_path(data)).status_code == 303
+    me = partner.client.get("/api/v1/me").get_json()["data"]["user"]
+    assert (me["id"], me["clientId"]) == (data["user"]["id"], "NO:ID")
+
+
+def test_a_link_whose_user_was_never_written_is_410(
+    partner: Partner, redis_client: redis_py.Redis, db: Connection
+) -> None:
+    # An issuance whose database write failed and which could not take its token back
+    # either (Redis failing too): the token names a user who does not exist.
+    data = partner.issue(clientId="GHOST")
+    drop_user_id(redis_client, data)
+    db.execute("DELETE FROM sabong_issuance_audit")
+    db.execute("DELETE FROM sabong_wallets")
+    db.execute("DELETE FROM sabong_users")
+    response = partner.client.post(login_path(data))
+    assert response.status_code == 410 and session_cookie(partner.client) is None
+    assert not redis_client.exists(store.token_key(data["token"]))  # spent all the same
+
+
 def test_signing_in_replaces_a_previous_session(partner: Partner) -> None:
     partner.client.post(login_path(partner.issue(clientId="A-USER")))
     partner.client.post(login_path(partner.issue(clientId="B-USER")))
@@ -242,6 +274,37 @@ def test_redis_down_on_login_is_503_and_the_link_survives(
     assert api.status_code == 503 and api.get_json()["status"] == "failed"
     assert api.headers["Retry-After"] == "1"
     own_redis.start()
+    assert partner.client.post(login_path(data)).status_code == 303
+
+
+def test_database_down_on_login_is_503_and_the_link_survives(
+    make_app: MakeApp, own_postgres: EmbeddedPostgres, redis_client: redis_py.Redis
+) -> None:
+    partner = Partner(make_app(DATABASE_URL=own_postgres.url).test_client())
+    data = partner.issue(clientId="WAITING")
+    drop_user_id(redis_client, data)  # so that signing in must ask the database
+    ttl_before = redis_client.pttl(store.token_key(data["token"]))
+    own_postgres.stop(kill=True)
+    page = partner.client.post(login_path(data))
+    assert page.status_code == 503 and "your link still works" in page.get_data(as_text=True)
+    # Put back for the rest of its life, not a new one.
+    assert 0 < redis_client.pttl(store.token_key(data["token"])) <= ttl_before
+    own_postgres.start()
+    deadline = time.monotonic() + 20  # the pool reconnects with a backoff
+    response = partner.client.post(login_path(data))
+    while response.status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        response = partner.client.post(login_path(data))
+    assert response.status_code == 303
+    assert partner.client.get("/api/v1/me").get_json()["data"]["user"]["clientId"] == "WAITING"
+
+
+def test_a_token_with_its_user_id_signs_in_while_the_database_is_down(
+    make_app: MakeApp, own_postgres: EmbeddedPostgres
+) -> None:
+    partner = Partner(make_app(DATABASE_URL=own_postgres.url).test_client())
+    data = partner.issue(clientId="NO-LOOKUP")
+    own_postgres.stop(kill=True)
     assert partner.client.post(login_path(data)).status_code == 303
 
 

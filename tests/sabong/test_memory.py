@@ -17,7 +17,7 @@ BUDGET_BYTES = 250
 
 def issue(sabong: store.SabongStore, index: int, client_id: str = "MEM") -> None:
     """One issuance's Redis writes (replay guard and token) through the real store."""
-    sabong.store_token(new_login_token(), 86400, 1, client_id, signature=f"{index:064x}")
+    sabong.store_token(new_login_token(), 86400, client_id, signature=f"{index:064x}")
 
 
 def used_memory(client: redis_py.Redis) -> int:

@@ -134,6 +134,22 @@ def test_replayed_get_balance_signature_is_refused(partner: Partner, make_user: 
     assert again.get_json()["message"] == "Duplicate request signature"
 
 
+@pytest.mark.parametrize("query", [{"clientId": "NOBODY"}, {"clientId": ""}], ids=["404", "400"])
+def test_a_replay_is_refused_whatever_the_read_found(
+    partner: Partner, query: dict[str, str]
+) -> None:
+    # The balance is read while the replay guard's reply is on its way: the guard's
+    # verdict must still win over the read's 404 or 400.
+    first = partner.get(BALANCE, query)
+    assert first.status_code in (400, 404)
+    headers = {k: first.request.headers[k] for k in ("x-signature", "x-timestamp")}
+    again = partner.client.get(BALANCE, query_string=query, headers=headers)
+    assert (again.status_code, again.get_json()["message"]) == (
+        401,
+        "Duplicate request signature",
+    )
+
+
 # -- credit and debit -------------------------------------------------------------------
 
 

@@ -100,6 +100,32 @@ def test_postgres_down_gives_500s_then_the_same_signed_request_may_be_resent(
     assert reconcile_exit(own_postgres.url) == (0, "")
 
 
+def test_postgres_down_a_get_balance_may_be_resent_and_a_replay_stays_refused(
+    make_app: MakeApp, own_postgres: EmbeddedPostgres
+) -> None:
+    seed_user(own_postgres.url, "C1")
+    partner = Partner(make_app(DATABASE_URL=own_postgres.url).test_client())
+    used = partner.get(BALANCE, {"clientId": "C1"})
+    assert used.status_code == 200
+    replayed = {k: used.request.headers[k] for k in ("x-signature", "x-timestamp")}
+    fresh = partner.get(BALANCE, {"clientId": "C1", "n": "1"})
+    assert fresh.status_code == 200
+    own_postgres.stop(kill=True)
+    # A replay is a replay, database or not; and it must not free the original's guard.
+    for _ in range(2):
+        again = partner.client.get(BALANCE, query_string={"clientId": "C1"}, headers=replayed)
+        assert again.status_code == 401
+    stamp = partner.now()
+    assert partner.get(BALANCE, {"clientId": "C1", "n": "2"}, timestamp=stamp).status_code == 500
+    own_postgres.start()
+    deadline = time.monotonic() + 20
+    resent = partner.get(BALANCE, {"clientId": "C1", "n": "2"}, timestamp=stamp)
+    while resent.status_code == 500 and time.monotonic() < deadline:
+        resent = partner.get(BALANCE, {"clientId": "C1", "n": "2"}, timestamp=stamp)
+    assert resent.status_code == 200, resent.get_data(as_text=True)
+    assert resent.get_json()["data"]["clientId"] == "C1"
+
+
 @pytest.mark.server
 def test_kill_9_of_postgres_under_wallet_load_loses_no_acknowledged_transaction(
     own_postgres: EmbeddedPostgres, redis_url: str, tmp_path: Path

@@ -84,3 +84,36 @@ def test_the_lean_path_replies_raw(redis_url: str) -> None:
     client = shared_redis.connect(redis_url)
     assert shared_redis.command(client, "SET", "guard", "1", "NX", "EX", 60) == "OK"
     assert shared_redis.command(client, "SET", "guard", "1", "NX", "EX", 60) is None
+
+
+def test_a_pending_reply_keeps_its_connection_until_read(redis_url: str) -> None:
+    if CLUSTER_MODE:
+        pytest.skip("a cluster client runs the command at once")
+    client = shared_redis.connect(redis_url)
+    first = shared_redis.send(client, "ECHO", "one")
+    # Sent while the first reply is unread: it must go out on another connection, or it
+    # would read the first command's reply as its own.
+    second = shared_redis.send(client, "ECHO", "two")
+    assert (second.reply(), first.reply()) == ("two", "one")
+    # Read, each connection is free again and kept.
+    assert len(shared_redis._idle_connections(client.connection_pool)) == 2
+
+
+def test_a_pending_reply_survives_redis_closing_its_connection(own_redis: EmbeddedRedis) -> None:
+    client = shared_redis.connect(own_redis.url)
+    assert shared_redis.command(client, "INCR", "counter") == 1
+    admin = redis_py.Redis.from_url(own_redis.url)
+    assert admin.client_kill_filter(_type=None, skipme=True, client_id=None) >= 1
+    pending = shared_redis.send(client, "INCR", "counter")
+    assert pending.reply() == 2  # one retry on a fresh connection, no error
+
+
+def test_a_pending_reply_to_a_stopped_redis_raises_when_read(own_redis: EmbeddedRedis) -> None:
+    client = shared_redis.connect(own_redis.url)
+    assert shared_redis.command(client, "PING") in ("PONG", True)
+    own_redis.stop()
+    pending = shared_redis.send(client, "INCR", "counter")
+    with pytest.raises(redis_py.ConnectionError):
+        pending.reply()
+    own_redis.start()
+    assert shared_redis.command(client, "INCR", "counter") == 1  # the same connection, renewed

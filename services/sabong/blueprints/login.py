@@ -31,7 +31,7 @@ def show_login(token: str) -> ResponseReturnValue:
 def consume_login(token: str) -> ResponseReturnValue:
     """Exactly one of any number of concurrent POSTs wins; the rest get 410."""
     rt = runtime()
-    if not sign_in_with_token(rt.store, rt.sessions, token, now()):
+    if not sign_in_with_token(rt.store, rt.users, rt.sessions, token, now()):
         LOGIN_TOKENS_CONSUMED.labels("gone").inc()
         return pages.expired_page()
     LOGIN_TOKENS_CONSUMED.labels("ok").inc()
