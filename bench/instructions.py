@@ -8,6 +8,12 @@ children per endpoint make the same set-up and then FEW or MANY requests; the di
 over MANY - FEW is the instructions per request, set-up and interpreter start cancelling
 out. gunicorn's HTTP handling is not included (the same for every endpoint), nor anything
 the kernel or the store servers do. Sabong endpoints and the bench's own yardsticks only.
+
+`--cpu-time` runs the same children without valgrind and reports the CPU time (user +
+system, of the child only) per request, one request at a time: the cost of a request on
+a lightly loaded worker, which sleeps on every store round trip and wakes to cold caches.
+Instructions miss that cost, and `make bench` (flat out: a worker always has another
+request to run) hides most of it.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from . import fixtures
 
 FEW, MANY = 100, 400
 WARM_UP = 20  # requests before the counted ones: pools, prepared statements, caches
+CPU_RUNS = 3
 COLLECTED = re.compile(r"Collected : (\d+)")
+CPU_SECONDS = re.compile(r"^cpu-seconds (\S+)$", re.MULTILINE)
 SECRET = "bench-instructions-secret"
 # The services' settings in these runs (REDIS_URL and DATABASE_URL come from the parent).
 APP_SETTINGS = {
@@ -82,18 +90,35 @@ def count(endpoint: str, requests: int, env: dict[str, str]) -> int:
     return collected(done.stderr)
 
 
+def cpu_time(endpoint: str, requests: int, env: dict[str, str]) -> float:
+    """CPU seconds of a child's `requests` requests to `endpoint`, after set-up and warm-up."""
+    child_command = [sys.executable, "-m", "bench.instructions", "--child", endpoint, str(requests)]
+    done = subprocess.run(child_command, capture_output=True, text=True, env=env, check=False)
+    found = CPU_SECONDS.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"{endpoint}: child failed:\n{done.stderr[-2000:]}")
+    return float(found.group(1))
+
+
 def child(endpoint: str, requests: int) -> None:
     """In the child: gevent-patch, build the app and its requests, warm up, then call."""
     from gevent import monkey
 
     monkey.patch_all()
     app, environs = wsgi_requests(endpoint, WARM_UP + MANY)
-    for environ in environs[: WARM_UP + requests]:
-        status, _ = call(app, environ)
-        if not status.startswith(("200", "303")):
-            raise SystemExit(f"{endpoint}: {status}")
+    for environ in environs[:WARM_UP]:
+        expect_success(endpoint, call(app, environ))
+    started = time.process_time()
+    for environ in environs[WARM_UP : WARM_UP + requests]:
+        expect_success(endpoint, call(app, environ))
+    print(f"cpu-seconds {time.process_time() - started:.6f}")
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: the same for every child, and slow under valgrind
+
+
+def expect_success(endpoint: str, answer: tuple[str, bytes]) -> None:
+    if not answer[0].startswith(("200", "303")):
+        raise SystemExit(f"{endpoint}: {answer[0]}")
 
 
 def environ(path: str, method: str = "GET", **kwargs: Any) -> Environ:
@@ -157,9 +182,28 @@ def login_token(app: WSGIApp, issue: Environ) -> str:
     return token
 
 
+def instructions_per_request(endpoint: str, env: dict[str, str]) -> int:
+    """Callgrind's count; the two children run side by side (counts do not depend on it)."""
+    with ThreadPoolExecutor(max_workers=2) as side_by_side:
+        few, many = side_by_side.map(partial(count, endpoint, env=env), (FEW, MANY))
+    return per_request(few, many)
+
+
+def cpu_per_request(endpoint: str, env: dict[str, str]) -> str:
+    """The median and range of three children's CPU time per request, one at a time (the
+    children run one after another: side by side they would share caches and cores)."""
+    runs = sorted(cpu_time(endpoint, MANY, env) / MANY * 1e6 for _ in range(CPU_RUNS))
+    return f"{runs[len(runs) // 2]:8.0f} us CPU/request (runs {runs[0]:.0f}-{runs[-1]:.0f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("endpoints", nargs="*", help=f"any of {', '.join(ENDPOINTS)} (all)")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="CPU time per request, one at a time, without valgrind (3 runs each)",
+    )
     parser.add_argument(
         "--child", nargs=2, metavar=("ENDPOINT", "REQUESTS"), help=argparse.SUPPRESS
     )
@@ -170,7 +214,7 @@ def main() -> None:
     unknown = sorted(set(args.endpoints) - set(ENDPOINTS))
     if unknown:
         parser.error(f"unknown endpoints {unknown}; choose from {', '.join(ENDPOINTS)}")
-    if shutil.which("valgrind") is None:
+    if not args.cpu_time and shutil.which("valgrind") is None:
         raise SystemExit("bench.instructions needs valgrind (Debian package `valgrind`)")
     directory = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
     directory.chmod(0o711)
@@ -188,12 +232,11 @@ def main() -> None:
             fixtures.create_pool_users(load_settings({**APP_SETTINGS, **stores}), WARM_UP + MANY)
             # A fixed hash seed: dict and set layouts, and so their costs, repeat.
             env = {**os.environ, **stores, "PYTHONHASHSEED": "0"}
-            # The two children of an endpoint run side by side (counts do not depend on it).
-            with ThreadPoolExecutor(max_workers=2) as side_by_side:
-                for endpoint in args.endpoints or ENDPOINTS:
-                    counting = partial(count, endpoint, env=env)
-                    few, many = side_by_side.map(counting, (FEW, MANY))
-                    each = per_request(few, many) / 1000
+            for endpoint in args.endpoints or ENDPOINTS:
+                if args.cpu_time:
+                    print(f"{endpoint:<20} {cpu_per_request(endpoint, env)}", flush=True)
+                else:
+                    each = instructions_per_request(endpoint, env) / 1000
                     print(f"{endpoint:<20} {each:8.0f}k instructions/request", flush=True)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -60,6 +60,6 @@ def replay(client: redis_py.Redis, recorder: CommandRecorder) -> None:
     for start in range(0, len(recorder.calls), BATCH):
         pipe = client.pipeline(transaction=False)
         for call in recorder.calls[start : start + BATCH]:
-            pipe.execute_command(*call)
+            pipe.execute_command(*call)  # type: ignore[no-untyped-call]
         pipe.execute()
     recorder.calls.clear()

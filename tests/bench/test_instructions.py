@@ -63,3 +63,20 @@ def test_counts_the_reference_app_and_healthz() -> None:
     # service's middleware on top (request id, metrics, access log).
     assert 100 < counts["reference"] < 1000, done.stdout
     assert counts["healthz"] > counts["reference"], done.stdout
+
+
+@pytest.mark.server
+@pytest.mark.timeout(300)
+def test_cpu_time_mode_measures_one_request_at_a_time_without_valgrind() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "--cpu-time", "reference", "healthz"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        check=True,
+        timeout=290,
+    )
+    figures = {line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines()}
+    # Tens of microseconds for a bare Flask request in-process; /healthz adds middleware.
+    assert 5 < figures["reference"] < 2000, done.stdout
+    assert figures["healthz"] > figures["reference"] * 0.8, done.stdout
