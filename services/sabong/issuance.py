@@ -88,21 +88,22 @@ def generate_auth_token(
     result = issue(users, store, _issuance(fields, ttl, now_ms), token, signature)
     # Its reply is read once the response data is built, usually without waiting.
     naming = store.name_token_user(token, result.user_id, fields.client_id)
-    data = {
-        "token": token,
-        "expiration": iso_from_epoch_ms(now_ms + ttl * 1000),
-        "expiresIn": ttl,
-        "loginLink": f"{login_base_url}/login/{token}",
-        "user": {
-            "id": result.user_id,
-            "username": fields.username,
-            "displayId": fields.client_id,
-            "displayName": fields.display_name,
-        },
-        "isNewUser": result.is_new,
-    }
-    naming.settle()
-    return data
+    try:
+        return {
+            "token": token,
+            "expiration": iso_from_epoch_ms(now_ms + ttl * 1000),
+            "expiresIn": ttl,
+            "loginLink": f"{login_base_url}/login/{token}",
+            "user": {
+                "id": result.user_id,
+                "username": fields.username,
+                "displayId": fields.client_id,
+                "displayName": fields.display_name,
+            },
+            "isNewUser": result.is_new,
+        }
+    finally:
+        naming.settle()
 
 
 def issue(
