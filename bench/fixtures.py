@@ -72,10 +72,14 @@ def post_json(url: str, body: dict[str, Any], headers: dict[str, str] | None = N
         return json.loads(response.read())
 
 
+def create_k2_account(settings: Settings) -> None:
+    """The bench's K2 account, created as the admin CLI does."""
+    accounts.create_client(build_runtime(settings), K2_USERNAME, K2_PASSWORD)
+
+
 def create_k2_partner(settings: Settings, ussd_url: str) -> K2Credentials:
     """Create the K2 account (as the admin CLI does), log in, mint one Service ID."""
-    ctx = build_runtime(settings)
-    accounts.create_client(ctx, K2_USERNAME, K2_PASSWORD)
+    create_k2_account(settings)
     login = post_json(
         f"{ussd_url}/api/auth/login", {"username": K2_USERNAME, "password": K2_PASSWORD}
     )

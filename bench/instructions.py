@@ -7,7 +7,9 @@ against private Redis and PostgreSQL servers, under `valgrind --tool=callgrind`.
 children per endpoint make the same set-up and then FEW or MANY requests; the difference
 over MANY - FEW is the instructions per request, set-up and interpreter start cancelling
 out. gunicorn's HTTP handling is not included (the same for every endpoint), nor anything
-the kernel or the store servers do. Sabong endpoints and the bench's own yardsticks only.
+the kernel or the store servers do. The USSD endpoints log in through the app first
+(set-up, in both children) and then send one login JWT or one Service ID over and over,
+as `make bench` does.
 
 `--cpu-time` runs the same children without valgrind and reports the CPU time (user +
 system, of the child only) per request, one request at a time: the cost of a request on
@@ -64,7 +66,10 @@ ENDPOINTS = (
     "credit-balance",
     "generate-auth-token",
     "login-link",
+    "generate-service-id",
+    "clients/me",
 )
+USSD_ENDPOINTS = ("generate-service-id", "clients/me")
 
 
 def per_request(few_total: int, many_total: int, few: int = FEW, many: int = MANY) -> int:
@@ -117,7 +122,7 @@ def child(endpoint: str, requests: int) -> None:
 
 
 def expect_success(endpoint: str, answer: tuple[str, bytes]) -> None:
-    if not answer[0].startswith(("200", "303")):
+    if not answer[0].startswith(("200", "201", "303")):
         raise SystemExit(f"{endpoint}: {answer[0]}")
 
 
@@ -145,10 +150,43 @@ def wsgi_requests(endpoint: str, total: int) -> tuple[WSGIApp, list[Environ]]:
         from .floor_app import app as floor
 
         return floor, [environ("/redis+postgres") for _ in range(total)]
+    if endpoint in USSD_ENDPOINTS:
+        from services.ussd import create_app as create_ussd_app
+
+        ussd = create_ussd_app(APP_SETTINGS)
+        return ussd, ussd_requests(ussd, endpoint, total)
     from services.sabong import create_app
 
     app = create_app(APP_SETTINGS)
     return app, sabong_requests(app, endpoint, total)
+
+
+def ussd_requests(app: WSGIApp, endpoint: str, total: int) -> list[Environ]:
+    """`total` copies of one K2 request, with a login JWT (or a Service ID) that `app`
+    issued to the bench's account as set-up."""
+    credentials = {"username": fixtures.K2_USERNAME, "password": fixtures.K2_PASSWORD}
+    login = environ("/api/auth/login", "POST", json=credentials)
+    bearer = json_data(app, login)["token"]
+    mint = partial(
+        environ, "/api/clients/generate-service-id", "POST", json={}, headers=authorised(bearer)
+    )
+    if endpoint == "generate-service-id":
+        return [mint() for _ in range(total)]  # each its own body stream
+    service_id = json_data(app, mint())["SERVICE_ID"]
+    return [environ("/api/clients/me", headers=authorised(service_id)) for _ in range(total)]
+
+
+def authorised(bearer: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {bearer}"}
+
+
+def json_data(app: WSGIApp, request: Environ) -> dict[str, Any]:
+    """The `data` of a JSON answer to a set-up request (which must succeed)."""
+    status, body = call(app, request)
+    if not status.startswith(("200", "201")):
+        raise SystemExit(f"set-up request failed: {status} {body[:200]!r}")
+    data: dict[str, Any] = json.loads(body)["data"]
+    return data
 
 
 def sabong_requests(app: WSGIApp, endpoint: str, total: int) -> list[Environ]:
@@ -229,7 +267,9 @@ def main() -> None:
             fixtures.create_wallets(postgres.url)
             # Every child's generate-auth-token requests then update existing users (as
             # in `make bench`), whichever child runs first.
-            fixtures.create_pool_users(load_settings({**APP_SETTINGS, **stores}), WARM_UP + MANY)
+            settings = load_settings({**APP_SETTINGS, **stores})
+            fixtures.create_pool_users(settings, WARM_UP + MANY)
+            fixtures.create_k2_account(settings)
             # A fixed hash seed: dict and set layouts, and so their costs, repeat.
             env = {**os.environ, **stores, "PYTHONHASHSEED": "0"}
             for endpoint in args.endpoints or ENDPOINTS:
