@@ -122,8 +122,9 @@ def child(endpoint: str, requests: int) -> None:
 
 
 def expect_success(endpoint: str, answer: tuple[str, bytes]) -> None:
-    if not answer[0].startswith(("200", "201", "303")):
-        raise SystemExit(f"{endpoint}: {answer[0]}")
+    status, body = answer
+    if not status.startswith(("200", "201", "303")):
+        raise SystemExit(f"{endpoint}: {status} {body[:200]!r}")
 
 
 def environ(path: str, method: str = "GET", **kwargs: Any) -> Environ:
@@ -182,10 +183,9 @@ def authorised(bearer: str) -> dict[str, str]:
 
 def json_data(app: WSGIApp, request: Environ) -> dict[str, Any]:
     """The `data` of a JSON answer to a set-up request (which must succeed)."""
-    status, body = call(app, request)
-    if not status.startswith(("200", "201")):
-        raise SystemExit(f"set-up request failed: {status} {body[:200]!r}")
-    data: dict[str, Any] = json.loads(body)["data"]
+    answer = call(app, request)
+    expect_success("set-up", answer)
+    data: dict[str, Any] = json.loads(answer[1])["data"]
     return data
 
 
@@ -215,8 +215,7 @@ def sabong_requests(app: WSGIApp, endpoint: str, total: int) -> list[Environ]:
 
 def login_token(app: WSGIApp, issue: Environ) -> str:
     """A fresh login token, issued through the app itself (set-up: in both children)."""
-    _, body = call(app, issue)
-    token: str = json.loads(body)["data"]["token"]
+    token: str = json_data(app, issue)["token"]
     return token
 
 

@@ -12,9 +12,9 @@ hash tag decides the Redis Cluster slot):
 
 The token is stored before its user is written to PostgreSQL (issuance.py), when the user
 id is not known yet: its value starts as ":<clientId>", and the issuance then adds the id
-(best effort, without waiting for the reply). Signing in with a value that has the id
-needs no database look-up; one without it (that write failed or lost the race) looks the
-user up by clientId.
+(best effort; its reply is read after the response data is built). Signing in with a
+value that has the id needs no database look-up; one without it (that write failed) looks
+the user up by clientId.
 
 A client's guard keys differ only in what follows `}:`, and no suffix contains `}:`, so
 no crafted clientId (even one holding braces) can make one client's key equal another's.
@@ -128,7 +128,6 @@ class TakenToken:
     """A login token just consumed: whose it was, and how to put it back."""
 
     token: str
-    value: str
     remaining_ms: int
     user_id: int | None  # None: look the user up by clientId (see the module docstring)
     client_id: str
@@ -216,11 +215,10 @@ class SabongStore:
         taken = self._take(keys=[token_key(token)])
         if not taken:
             return None
-        value, remaining_ms = str(taken[0]), int(taken[1])
-        owner = token_owner(value)
+        owner = token_owner(str(taken[0]))
         if owner is None:
             return None
-        return TakenToken(token, value, remaining_ms, *owner)
+        return TakenToken(token, int(taken[1]), *owner)
 
     def restore_token(self, taken: TakenToken) -> None:
         """Best effort: put a consumed token back for the rest of its TTL (its sign-in
@@ -229,4 +227,5 @@ class SabongStore:
             return
         with contextlib.suppress(redis_py.RedisError, RedisClusterException):
             # NX: never overwrite; the token cannot have been re-issued meanwhile anyway.
-            self.client.set(token_key(taken.token), taken.value, px=taken.remaining_ms, nx=True)
+            value = token_value(taken.client_id, taken.user_id)
+            self.client.set(token_key(taken.token), value, px=taken.remaining_ms, nx=True)
