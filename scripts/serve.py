@@ -28,6 +28,13 @@ COMPONENTS = ("ussd", "ussd-login", "sabong", "gateway")
 WORKER_NICE_ENV = "GUNICORN_WORKER_NICE"
 # gunicorn creates its heartbeat files there with mkstemp, so a shared directory is safe.
 WORKER_TMP_DIR = "/dev/shm"  # noqa: S108
+# What each `*_WORKER_CLASS` value means to gunicorn: `gevent` is gevent's own WSGI server
+# under gunicorn (scripts/gunicorn_worker.py), cheaper per request than gunicorn's gevent
+# worker.
+GUNICORN_WORKER_CLASSES = {
+    "gevent": "scripts.gunicorn_worker.ServiceWorker",
+    "gthread": "gthread",
+}
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ def gunicorn_command(component: str, settings: Settings) -> list[str]:
     serve = settings.of(ServeSettings)
     args = [
         sys.executable, "-m", "gunicorn",
-        "--worker-class", size.worker_class,
+        "--worker-class", GUNICORN_WORKER_CLASSES[size.worker_class],
         "--workers", str(size.workers),
         "--threads", str(size.threads),
         "--bind", bind_address(bind_host(settings), size.port),

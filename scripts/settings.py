@@ -42,13 +42,14 @@ THREADS = (
 )
 # gevent serves each request on a greenlet: one event loop per worker instead of a thread
 # pool handing sockets between threads, about 80 us less CPU per request on this work
-# (`make bench`), the same on /healthz as a bare Flask app on gthread. Password hashing
-# runs in native threads (shared.offload). gthread stays available, and serves the login
-# pool, whose requests are the hash.
+# (`make bench`), and gevent's own WSGI server under gunicorn (scripts/gunicorn_worker.py)
+# costs 10-25 % less again than gunicorn's gevent worker. Password hashing runs in native
+# threads (shared.offload). gthread stays available, and serves the login pool, whose
+# requests are the hash.
 WORKER_CLASSES = Choice(("gevent", "gthread"))
 WORKER_CLASS = (
-    "gunicorn worker class of the service: `gevent` (one event loop per worker, the "
-    "cheapest per request) or `gthread` (`*_THREADS` threads per worker)"
+    "gunicorn worker class of the service: `gevent` (gevent's WSGI server, one event loop "
+    "per worker, the cheapest per request) or `gthread` (`*_THREADS` threads per worker)"
 )
 LOGIN_POOL = (
     "gunicorn workers and threads of the login pool (one worker hashes on at most "
@@ -100,8 +101,8 @@ class ServeSettings:
         "GUNICORN_KEEP_ALIVE",
         POSITIVE,
         75,
-        "Seconds a service keeps an idle connection open (longer than the gateway's idle "
-        "pool time)",
+        "Seconds a service keeps an idle connection open, and waits for the next byte of a "
+        "request head (longer than the gateway's idle pool time)",
     )
     timeout: int = setting(
         "GUNICORN_TIMEOUT", POSITIVE, 30, "Seconds before gunicorn restarts a stuck worker"

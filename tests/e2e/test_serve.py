@@ -30,11 +30,11 @@ def option(argv: list[str], name: str) -> str:
     ],
 )
 def test_service_defaults(component: str, bind: str, app: str) -> None:
-    """Without settings: gevent gunicorn on loopback, sized for a 2-core machine."""
+    """Without settings: gevent workers on loopback, sized for a 2-core machine."""
     argv = serve.command(component, Settings({}))
     assert argv[:3] == [sys.executable, "-m", "gunicorn"]
     assert argv[-1] == app
-    assert option(argv, "--worker-class") == "gevent"
+    assert option(argv, "--worker-class") == "scripts.gunicorn_worker.ServiceWorker"
     assert option(argv, "--bind") == bind
     assert option(argv, "--workers") == "2"
     assert option(argv, "--threads") == "16"

@@ -1,0 +1,278 @@
+"""The services' gunicorn worker (scripts/gunicorn_worker.py): strict request heads, the
+idle timeout and quiet logs, on the header reader itself and on a live USSD service."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devtools.embedded import free_port
+from devtools.processes import served
+from scripts.gunicorn_worker import (
+    BAD_REQUEST,
+    RefusedRequest,
+    UnmetExpectation,
+    read_header_block,
+)
+from tests.live_services import service, service_env
+
+MAX_FIELDS = 100
+MAX_FIELD_SIZE = 8190
+KEEP_ALIVE_SECONDS = 2
+# gunicorn's worker loop looks at its stop flag once a second.
+SHUTDOWN_NOTICED_SECONDS = 2.0
+
+
+def read_block(raw: bytes) -> list[tuple[str, str]]:
+    return list(read_header_block(io.BytesIO(raw), MAX_FIELDS, MAX_FIELD_SIZE).items())
+
+
+def test_a_header_block_is_read_in_order_with_values_trimmed() -> None:
+    raw = b"Host: a\r\nX-Signature:  abc \r\ncontent-length: 12\r\nX-Empty:\r\n\r\nbody"
+    assert read_block(raw) == [
+        ("Host", "a"),
+        ("X-Signature", "abc"),
+        ("content-length", "12"),
+        ("X-Empty", ""),
+    ]
+
+
+def test_the_reader_stops_at_the_blank_line() -> None:
+    stream = io.BytesIO(b"Host: a\n\nGET /next HTTP/1.1\r\n")
+    read_header_block(stream, MAX_FIELDS, MAX_FIELD_SIZE)
+    assert stream.read() == b"GET /next HTTP/1.1\r\n"
+
+
+REFUSED_HEADS = {
+    "smuggling: Content-Length beside chunked": (
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+    ),
+    "smuggling: two Content-Lengths": b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    "smuggling: a signed Content-Length": b"Content-Length: +5\r\n\r\n",
+    "smuggling: an underscored Content-Length": b"Content-Length: 1_0\r\n\r\n",
+    "smuggling: a coding before chunked": b"Transfer-Encoding: gzip, chunked\r\n\r\n",
+    "smuggling: two Transfer-Encodings": (
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ),
+    "smuggling: whitespace before the colon": b"Content-Length : 5\r\n\r\n",
+    "smuggling: an obsolete folded line": b"X-A: a\r\n Content-Length: 5\r\n\r\n",
+    "host confusion: two Host headers": b"Host: a\r\nHost: b\r\n\r\n",
+    "two Content-Type headers": b"Content-Type: a/b\r\nContent-Type: c/d\r\n\r\n",
+    "injection: NUL in a value": b"X-A: a\x00b\r\n\r\n",
+    "injection: a bare CR in a value": b"X-A: a\rb\r\n\r\n",
+    "injection: a name that is no token": b"X(A): a\r\n\r\n",
+    "a line without a colon": b"Host a\r\n\r\n",
+    "a block cut off before its blank line": b"Host: a\r\n",
+    "memory exhaustion: a field over the size limit": b"X-A: "
+    + b"a" * MAX_FIELD_SIZE
+    + b"\r\n\r\n",
+    "memory exhaustion: too many fields": b"".join(
+        b"X-%d: v\r\n" % i for i in range(MAX_FIELDS + 1)
+    )
+    + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_HEADS, ids=list(REFUSED_HEADS))
+def test_request_smuggling_and_malformed_heads_are_refused(case: str) -> None:
+    with pytest.raises(RefusedRequest):
+        read_block(REFUSED_HEADS[case])
+
+
+def test_an_unknown_expectation_is_refused_with_417() -> None:
+    with pytest.raises(UnmetExpectation) as refused:
+        read_block(b"Expect: 200-ok\r\n\r\n")
+    assert refused.value.response.startswith(b"HTTP/1.1 417 ")
+    assert read_block(b"Expect: 100-Continue\r\n\r\n") == [("Expect", "100-Continue")]
+
+
+def test_the_limits_themselves_are_accepted() -> None:
+    longest = b"X-A: " + b"a" * (MAX_FIELD_SIZE - 5) + b"\r\n"
+    most = b"".join(b"X-%d: v\r\n" % i for i in range(MAX_FIELDS - 1))
+    assert len(read_block(longest + most + b"\r\n")) == MAX_FIELDS
+
+
+# -- a live service ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Live:
+    port: int
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def live_ussd(session_redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The USSD service as `scripts.serve` starts it, with a short keep-alive."""
+    log_dir = tmp_path_factory.mktemp("worker")
+    env = service_env(
+        session_redis_url, log_dir / "test.env", GUNICORN_KEEP_ALIVE=str(KEEP_ALIVE_SECONDS)
+    )
+    with service("ussd", env, log_dir) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        yield Live(port, log_dir / f"ussd-{port}.log")
+
+
+def connect(live: Live) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", live.port), timeout=10)
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One response (its head, its body) read by its Content-Length."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, f"connection closed mid-response: {head!r}"
+        head += chunk
+    lines = head.lower().split(b"\r\n")
+    length = next(
+        int(line.split(b":", 1)[1]) for line in lines if line.startswith(b"content-length:")
+    )
+    body = b""
+    while len(body) < length:
+        body += sock.recv(length - len(body))
+    return head, body
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Whatever the server still sends before it closes the connection (the socket's own
+    timeout fails the test if it never does)."""
+    received = b""
+    try:
+        while chunk := sock.recv(1024):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: ussd\r\n\r\n"
+
+
+def test_keep_alive_serves_requests_one_after_another(live_ussd: Live) -> None:
+    with connect(live_ussd) as sock:
+        for _ in range(3):
+            sock.sendall(HEALTHZ)
+            head, body = read_response(sock)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"connection: close" not in head.lower()
+            assert b'"status":' in body
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_time(live_ussd: Live) -> None:
+    with connect(live_ussd) as sock:
+        sock.sendall(HEALTHZ)
+        read_response(sock)
+        started = time.monotonic()
+        assert read_until_closed(sock) == b""
+        waited = time.monotonic() - started
+    assert KEEP_ALIVE_SECONDS - 0.5 <= waited <= KEEP_ALIVE_SECONDS + 5
+
+
+def test_slowloris_a_trickled_head_is_cut_off(live_ussd: Live) -> None:
+    """Bytes that stop coming end the request (400) and the connection, however little
+    was sent."""
+    with connect(live_ussd) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: us")
+        started = time.monotonic()
+        answer = read_until_closed(sock)
+        assert time.monotonic() - started <= KEEP_ALIVE_SECONDS + 5
+    assert answer in (b"", BAD_REQUEST)
+
+
+def test_an_unknown_expectation_on_the_wire_gets_417(live_ussd: Live) -> None:
+    with connect(live_ussd) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: ussd\r\nExpect: 200-ok\r\n\r\n")
+        head, _ = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 417 Expectation Failed\r\n")
+        assert read_until_closed(sock) == b""
+
+
+def test_request_smuggling_on_the_wire_gets_400_and_a_closed_connection(live_ussd: Live) -> None:
+    smuggled = (
+        b"POST /healthz HTTP/1.1\r\nHost: ussd\r\nContent-Length: 30\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n"
+    )
+    with connect(live_ussd) as sock:
+        sock.sendall(smuggled)
+        head, _ = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert read_until_closed(sock) == b""  # nothing smuggled was answered
+
+
+REFUSED_REQUEST_LINES = {
+    "over gunicorn's 4094 bytes": b"GET /" + b"a" * 5000 + b" HTTP/1.1",
+    "two spaces": b"GET  /healthz HTTP/1.1",
+    "a tab in the target": b"GET /heal\tthz HTTP/1.1",
+    "a fourth part": b"GET /healthz HTTP/1.1 extra",
+    "no version (HTTP/0.9)": b"GET /healthz",
+    "HTTP/2.0 over HTTP/1": b"GET /healthz HTTP/2.0",
+    "a method that is no token": b"G(T /healthz HTTP/1.1",
+    "a lower-case method": b"get /healthz HTTP/1.1",
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_REQUEST_LINES, ids=list(REFUSED_REQUEST_LINES))
+def test_request_lines_gunicorn_would_refuse_are_refused(live_ussd: Live, case: str) -> None:
+    with connect(live_ussd) as sock:
+        sock.sendall(REFUSED_REQUEST_LINES[case] + b"\r\nHost: ussd\r\n\r\n")
+        head, _ = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert read_until_closed(sock) == b""
+
+
+def test_a_refused_request_is_logged_without_its_contents(live_ussd: Live) -> None:
+    """gevent's own messages quote the request line, which may carry a login token."""
+    secret = "tok" + "e" * 40 + "n"
+    refused = (
+        f"GET /login/{secret} HTTP/1.1 extra\r\nHost: ussd\r\n\r\n",  # gevent refuses it
+        f"GET /login/{secret} HTTP/1.1\r\nHost : {secret}\r\n\r\n",  # read_header_block does
+    )
+    for request in refused:
+        with connect(live_ussd) as sock:
+            sock.sendall(request.encode())
+            head, _ = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    deadline = time.monotonic() + 5
+    while live_ussd.log.read_text().count("refused a malformed request") < len(refused):
+        assert time.monotonic() < deadline, "the refusals were not logged"
+        time.sleep(0.05)
+    assert secret not in live_ussd.log.read_text()
+
+
+def test_a_worker_shutting_down_ends_each_connection_after_its_request(
+    session_redis_url: str, tmp_path: Path
+) -> None:
+    """During a graceful stop a kept-alive connection is still served, and its response
+    says `Connection: close`, so the gateway's pool stops sending on it."""
+    port = free_port()
+    env = {
+        **service_env(session_redis_url, tmp_path / "test.env"),
+        "BIND_HOST": "127.0.0.1",
+        "USSD_PORT": str(port),
+        "METRICS_DIR": str(tmp_path / "metrics"),
+        "GUNICORN_GRACEFUL_TIMEOUT": "10",
+    }
+    base_url = f"http://127.0.0.1:{port}"
+    with served("ussd", env, tmp_path / "ussd.log", base_url) as server:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with sock:
+            sock.sendall(HEALTHZ)
+            head, _ = read_response(sock)
+            assert b"connection: close" not in head.lower()
+            assert server.process is not None
+            os.kill(server.process.pid, signal.SIGTERM)
+            time.sleep(SHUTDOWN_NOTICED_SECONDS)  # the worker checks once a second
+            sock.sendall(HEALTHZ)
+            head, _ = read_response(sock)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"connection: close" in head.lower()
+            assert read_until_closed(sock) == b""
