@@ -28,16 +28,21 @@ from . import fixtures, memory, report, tune
 from .endpoints import (
     ALL,
     CLIENTS_ME,
+    CREDIT,
     DIRECT,
     FLOOR_FLASK,
     GATEWAY,
     GENERATE_AUTH_TOKEN,
     GENERATE_SERVICE_ID,
+    GET_BALANCE,
+    HEALTHZ_SABONG,
+    HEALTHZ_USSD,
+    LOGIN,
     REFERENCE,
     Endpoint,
     prepare,
 )
-from .platform import Platform, wait_quiet
+from .platform import OTHER_SERVICES, Platform, wait_quiet
 from .runner import Bench, FloodRow, PacedRow
 from .wrk import INSTALL_HINT, Load, WrkMissing, wrk_binary
 
@@ -45,6 +50,23 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 PACED_ENDPOINTS = (GENERATE_AUTH_TOKEN, GENERATE_SERVICE_ID, CLIENTS_ME)
 FLOOD_ENDPOINTS = (GENERATE_AUTH_TOKEN, GENERATE_SERVICE_ID, CLIENTS_ME)
 HALF = 0.5
+# `--ab`: the endpoints whose requests repeat or are cheap to make, on the two services.
+PAIRABLE = tuple(
+    endpoint
+    for endpoint in ALL
+    if endpoint.service in OTHER_SERVICES
+    and endpoint.kind != "login_link"
+    and endpoint is not LOGIN
+)
+PAIRED_ENDPOINTS = (
+    HEALTHZ_USSD,
+    HEALTHZ_SABONG,
+    GENERATE_SERVICE_ID,
+    CLIENTS_ME,
+    GENERATE_AUTH_TOKEN,
+    GET_BALANCE,
+    CREDIT,
+)
 
 
 class Interrupted(Exception):
@@ -90,6 +112,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tune", action="store_true", help="compare worker/thread settings instead"
     )
+    parser.add_argument(
+        "--ab",
+        type=Path,
+        metavar="OTHER_TREE",
+        help="compare CPU per request with another checkout's services instead: both serve "
+        "on one platform and take turns (endpoints: --only, else PAIRED_ENDPOINTS)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="turns of each server with --ab")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a SPEC target is missed")
     return parser.parse_args(argv)
@@ -113,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.tune:
             tune.main(workdir, load, args.warmup)
             return 0
+        if args.ab:
+            return paired(args, load, workdir)
         return run(args, load, workdir)
     except (KeyboardInterrupt, Interrupted):
         print("\nbench: interrupted; everything it started is stopped", file=sys.stderr)
@@ -182,6 +214,26 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
     print(f"\nbench: {meta['elapsed_seconds']:.0f} s; results in {args.output}")
     missed = [target for target in checked if not target.passed]
     return 1 if args.strict and missed else 0
+
+
+def paired(args: argparse.Namespace, load: Load, workdir: Path) -> int:
+    """`--ab`: this tree's services and another checkout's, in turns on one platform."""
+    names = args.only or [endpoint.name for endpoint in PAIRED_ENDPOINTS]
+    pairable = {endpoint.name: endpoint for endpoint in PAIRABLE}
+    unfit = [name for name in names if name not in pairable]
+    if unfit:
+        print(
+            f"bench: --ab measures {', '.join(pairable)}; not {', '.join(unfit)}", file=sys.stderr
+        )
+        return 2
+    platform = Platform(workdir / "platform", other_tree=args.ab.resolve())
+    _say(f"bench: starting the platform in {workdir}, with {args.ab}'s services beside it")
+    with platform:
+        bench = Bench(platform, prepare(platform, workdir), load, args.warmup)
+        rows = [bench.paired(pairable[name], args.rounds) for name in names]
+    print(f"\nCPU us per request of each service's processes, flat out, {args.rounds} turns:")
+    print(report.paired_table(rows))
+    return 0
 
 
 def paced_and_flooded(bench: Bench, flood_only: bool) -> tuple[list[PacedRow], list[FloodRow]]:

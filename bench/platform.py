@@ -54,6 +54,15 @@ def bench_secrets() -> dict[str, str]:
     return {name: secrets.token_urlsafe(48) for name in SECRET_NAMES}
 
 
+# The services `--ab` serves twice, and the name of the second server of each.
+OTHER_SERVICES = ("ussd", "sabong")
+
+
+def other(service: str) -> str:
+    """The component name of `service` served by the other checkout (`--ab`)."""
+    return f"{service}-other"
+
+
 class Platform:
     """Redis, PostgreSQL, ussd, its login pool, sabong, the gateway and the reference app
     as real processes; a context manager."""
@@ -64,8 +73,11 @@ class Platform:
         overrides: Mapping[str, str] | None = None,
         appendonly: bool = True,
         command_patch: Callable[[str, list[str]], list[str]] | None = None,
+        other_tree: Path | None = None,
     ) -> None:
         self.workdir = workdir
+        # `--ab`: each service served a second time, by another checkout (OTHER_SERVICES).
+        self.other_tree = other_tree
         # Tuning only: try an argv serve.py cannot express (another gunicorn worker class).
         self.command_patch = command_patch
         self.redis = EmbeddedRedis(workdir / "redis", host=HOST, appendonly=appendonly)
@@ -74,6 +86,8 @@ class Platform:
         self.postgres_dir.chmod(0o711)
         self.postgres = EmbeddedPostgres(self.postgres_dir / "pg", host=HOST)
         components = (*serve.COMPONENTS, REFERENCE, FLOOR, *RATE_LIMITED_GATEWAYS)
+        if other_tree is not None:
+            components += tuple(other(service) for service in OTHER_SERVICES)
         self.ports = {component: free_port(HOST) for component in components}
         self.secrets = bench_secrets()
         dotenv = workdir / "bench.env"
@@ -201,6 +215,8 @@ class Platform:
         for name, argv in ((REFERENCE, self.reference_command()), (FLOOR, self.floor_command())):
             log = self.workdir / "log" / f"{name}.log"
             self.children.append(Child(name, argv, env, log, probe_url=f"{self.url(name)}/"))
+        if self.other_tree is not None:
+            self.children += [self._other_child(service, env) for service in OTHER_SERVICES]
         try:
             start_all(self.children[len(stores) :], self._stop_flag, READY_TIMEOUT_SECONDS)
         except BaseException:
@@ -208,11 +224,28 @@ class Platform:
             raise
         return self
 
+    def _other_child(self, service: str, env: Mapping[str, str]) -> Child:
+        """`service` served by the other checkout's own serve.py, on a port of its own, with
+        this platform's stores and secrets (`--ab`)."""
+        name, tree = other(service), self.other_tree
+        assert tree is not None
+        port = {f"{serve.SERVICES[service].prefix}_PORT": str(self.ports[name])}
+        extra = serve.environment(service, Settings({**os.environ, **self.values, **port}))
+        serve.prepare(extra)
+        return Child(
+            name,
+            serve_command(service),
+            {**env, **port, **extra, "PYTHONPATH": str(tree)},
+            self.workdir / "log" / f"{name}.log",
+            probe_url=f"{self.url(name)}/readyz",
+            cwd=tree,
+        )
+
     def stop(self) -> None:
         """Stop the reference and floor apps and the rate-limited gateways, the gateway,
         then the services, then the stores; nothing is left behind."""
         # scripts.run.stop_all knows only serve.py's components: the others stop first.
-        extra = (REFERENCE, FLOOR, *RATE_LIMITED_GATEWAYS)
+        extra = (REFERENCE, FLOOR, *RATE_LIMITED_GATEWAYS, *map(other, OTHER_SERVICES))
         first = [child for child in self.children if child.name in extra]
         stop_stage(first, self._stop_flag, STOP_GRACE_SECONDS)
         stop_all(self.children, self._stop_flag, STOP_GRACE_SECONDS)

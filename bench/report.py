@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from .endpoints import (
@@ -25,7 +26,7 @@ from .endpoints import (
     REFERENCE,
 )
 from .memory import MemoryFigure
-from .runner import FloodRow, PacedRow, Row
+from .runner import FloodRow, PacedRow, PairedRow, Row
 from .wrk import WrkResult
 
 # SPEC section 6.
@@ -157,6 +158,25 @@ def paced_table(rows: Sequence[PacedRow]) -> str:
             f"{cores(row.other_cores):>6}{' *' if row.disturbance else ''}"
         )
     return "\n".join(lines)
+
+
+def paired_table(rows: Sequence[PairedRow]) -> str:
+    """`--ab`: each endpoint's CPU per request on this tree and the other, run by run."""
+    header = (
+        f"{'endpoint':<20} {'this tree us (median: runs)':<36} "
+        f"{'other tree us (median: runs)':<36} {'this/other':>10} {'non-2xx':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row.endpoint:<20} {_runs(row.this_us):<36} {_runs(row.other_us):<36} "
+            f"{row.change * 100:+9.1f}% {row.failures:>8}"
+        )
+    return "\n".join(lines)
+
+
+def _runs(values: Sequence[float]) -> str:
+    return f"{median(values):.0f}: " + " ".join(f"{value:.0f}" for value in values)
 
 
 def flood_table(rows: Sequence[FloodRow]) -> str:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import median
 from typing import TypeVar
 
 from . import cpu, fixtures, wrk
@@ -20,7 +21,7 @@ from .endpoints import (
     RequestFactory,
     single_use_count,
 )
-from .platform import FLOOR, REFERENCE, Platform
+from .platform import FLOOR, REFERENCE, Platform, other
 
 T = TypeVar("T")
 PILOT_SECONDS = 2.0
@@ -59,6 +60,22 @@ class Row:
     def server_cpu_us(self) -> float:
         """CPU microseconds per request of the answering server's processes alone."""
         return self.cpu_us.get(self.server, 0.0)
+
+
+@dataclass
+class PairedRow:
+    """One endpoint served by this checkout and by another (`--ab`), measured in turns:
+    CPU microseconds per request of each server's processes, run by run."""
+
+    endpoint: str
+    this_us: list[float]
+    other_us: list[float]
+    failures: int  # responses other than 2xx/3xx, both servers together
+
+    @property
+    def change(self) -> float:
+        """This tree's median over the other's, minus one (-0.2: this tree 20 % cheaper)."""
+        return median(self.this_us) / median(self.other_us) - 1.0
 
 
 @dataclass
@@ -254,6 +271,33 @@ class Bench:
         if row.reference_rate:
             return row.result.rate / row.reference_rate
         return None
+
+    def paired(self, endpoint: Endpoint, rounds: int) -> PairedRow:
+        """The endpoint flat out on its service and on the other tree's, taking turns.
+
+        One run on each, `rounds` times: a drift of the machine's speed between runs
+        (tens of percent within minutes on a shared host) then touches both alike, where
+        two separate benches would compare two different machines.
+        """
+        servers = (endpoint.service, other(endpoint.service))
+        rate = self.expected_rate(endpoint)
+        for server in servers:
+            self._warm_up(
+                endpoint, self.platform.url(server), self.platform.host_header(server), rate
+            )
+        found: dict[str, list[float]] = {server: [] for server in servers}
+        failures = 0
+        for _ in range(rounds):
+            for server in servers:
+                url, host = self.platform.url(server), self.platform.host_header(server)
+                file, _, _ = self.factory.build(
+                    endpoint, host, single_use_count(self.load.seconds, rate)
+                )
+                result, _ = self.measure(url, file, self.load)
+                failures += result.failures
+                found[server].append(self.last_cpu_us.get(server, 0.0))
+                self.say(f"  {endpoint.name:<20} {server:<14} {found[server][-1]:7.0f} us/request")
+        return PairedRow(endpoint.name, found[servers[0]], found[servers[1]], failures)
 
     def _warm_up(self, endpoint: Endpoint, url: str, host: str, rate: float) -> None:
         if self.warmup_seconds <= 0:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench import report
 from bench.memory import MemoryFigure
-from bench.runner import FloodRow, PacedRow, Row
+from bench.runner import FloodRow, PacedRow, PairedRow, Row
 from bench.wrk import WrkResult
 
 
@@ -130,3 +130,14 @@ def test_each_endpoint_is_split_into_its_floor_and_the_services_own_cpu() -> Non
     assert "(1.05x" in service_id and service_id[-2] == "80"
     assert balance[1] == "500" and balance[5:7] == ["+redis+pg", "330"]
     assert "(1.65x" in balance and balance[-2] == "170"
+
+
+def test_a_paired_row_compares_the_medians_of_its_runs() -> None:
+    row = PairedRow("get-balance", [1400.0, 1500.0, 1450.0], [1200.0, 1160.0, 1300.0], 0)
+    assert round(row.change, 4) == round(1450 / 1200 - 1, 4)
+    table = report.paired_table([row])
+    line = table.splitlines()[-1]
+    assert line.startswith("get-balance")
+    assert "1450: 1400 1500 1450" in line
+    assert "1200: 1200 1160 1300" in line
+    assert "+20.8%" in line

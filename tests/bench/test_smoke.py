@@ -9,9 +9,10 @@ import pytest
 
 from bench import endpoints, wrk
 from bench.endpoints import DIRECT, GATEWAY
-from bench.platform import Platform
+from bench.platform import OTHER_SERVICES, Platform, other
 from bench.runner import Bench
 from scripts.children import group_members
+from shared.config import PROJECT_ROOT
 
 try:
     wrk.wrk_binary()
@@ -27,7 +28,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     workdir = tmp_path_factory.mktemp("bench")
     # One worker each keeps the start-up cheap; the command lines are serve.py's otherwise.
     overrides = {"USSD_WORKERS": "1", "SABONG_WORKERS": "1", "USSD_SCRYPT_N": "1024"}
-    with Platform(workdir / "platform", overrides) as platform:
+    # The services are served a second time as `--ab` serves another checkout (this one).
+    with Platform(workdir / "platform", overrides, other_tree=PROJECT_ROOT) as platform:
         factory = endpoints.prepare(platform, workdir)
         yield Bench(platform, factory, ONE_SECOND, 0, log=False, retries=0)
     for child in platform.children:
@@ -75,3 +77,15 @@ def test_paced_run_holds_the_offered_rate(bench: Bench) -> None:
     row = bench.paced(endpoints.HEALTHZ_USSD, DIRECT, rate=200)
     assert 120 <= row.result.rate <= 260
     assert row.result.failures == 0
+
+
+def test_ab_serves_each_service_from_the_other_tree_and_measures_both(bench: Bench) -> None:
+    for service in OTHER_SERVICES:
+        [leader] = [c.process for c in bench.platform.children if c.name == other(service)]
+        assert leader is not None
+        environ = Path(f"/proc/{leader.pid}/environ").read_bytes().split(b"\0")
+        assert f"PYTHONPATH={PROJECT_ROOT}".encode() in environ
+    row = bench.paired(endpoints.HEALTHZ_SABONG, rounds=2)
+    assert row.failures == 0
+    assert len(row.this_us) == len(row.other_us) == 2
+    assert min(row.this_us) > 0 and min(row.other_us) > 0
