@@ -43,7 +43,7 @@ THREADS = (
 # gevent serves each request on a greenlet: one event loop per worker instead of a thread
 # pool handing sockets between threads, about 80 us less CPU per request on this work
 # (`make bench`), and gevent's own WSGI server under gunicorn (scripts/gunicorn_worker.py)
-# costs 10-25 % less again than gunicorn's gevent worker. Password hashing runs in native
+# costs 12-27 % less again than gunicorn's gevent worker. Password hashing runs in native
 # threads (shared.offload). gthread stays available, and serves the login pool, whose
 # requests are the hash.
 WORKER_CLASSES = Choice(("gevent", "gthread"))
