@@ -119,6 +119,14 @@ def _single_server_settings() -> dict[str, Any]:
     }
 
 
+def _without_tcp_options(scheme: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` for a server at a URL of `scheme`: a `unix://` socket has no TCP keepalive,
+    and redis-py's Unix connections refuse the option on every command (a TypeError)."""
+    if scheme == "unix":
+        return {name: value for name, value in settings.items() if name != "socket_keepalive"}
+    return settings
+
+
 def connect(url: str, **options: Any) -> redis_py.Redis:
     """A pooled client for `url` that fails fast and reconnects by itself.
 
@@ -133,7 +141,7 @@ def connect(url: str, **options: Any) -> redis_py.Redis:
         return cast(redis_py.Redis, connect_cluster(url, **options))
     if scheme in SENTINEL_SCHEMES:
         return connect_sentinel(url, **options)
-    settings = _single_server_settings()
+    settings = _without_tcp_options(scheme, _single_server_settings())
     settings.update(options)
     return redis_py.Redis.from_url(url, **settings)
 
@@ -285,6 +293,7 @@ def connect_async(url: str, **options: Any) -> aioredis.Redis:
         sentinel = AsyncSentinel(hosts, sentinel_kwargs=sentinel_settings)  # type: ignore[no-untyped-call]
         master = sentinel.master_for(master_name, **settings)
         return cast(aioredis.Redis, master)
+    settings = _without_tcp_options(scheme, settings)
     settings.update(options)
     return aioredis.Redis.from_url(url, **settings)
 

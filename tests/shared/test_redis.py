@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,3 +121,36 @@ def test_a_pending_reply_to_a_stopped_redis_raises_when_read(own_redis: Embedded
         pending.reply()
     own_redis.start()
     assert shared_redis.command(client, "INCR", "counter") == 1  # the same connection, renewed
+
+
+@pytest.fixture
+def unix_socket_redis() -> Iterator[str]:
+    """A Redis listening on a Unix socket too (a short path: the limit is 107 bytes); its
+    `unix://` URL."""
+    directory = Path(tempfile.mkdtemp(prefix="redis-unix-"))
+    socket_path = directory / "redis.sock"
+    extra = ("--unixsocket", str(socket_path), "--unixsocketperm", "700")
+    with EmbeddedRedis(directory, appendonly=False, extra_args=extra):
+        yield f"unix://{socket_path}"
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_unix_socket_url_serves_both_paths(unix_socket_redis: str) -> None:
+    # A regression: the TCP keepalive option made every command over a unix:// URL a
+    # TypeError (a 500 on every request), though the URL form is documented.
+    client = shared_redis.connect(unix_socket_redis)
+    assert shared_redis.ping(client) is True
+    assert _incr(client) == 1
+    assert _direct_incr(client) == 2
+    assert shared_redis.send(client, "GET", "counter").reply() == "2"
+
+
+def test_a_unix_socket_url_serves_the_asyncio_client(unix_socket_redis: str) -> None:
+    async def incr_twice() -> list[int]:
+        client = shared_redis.connect_async(unix_socket_redis)
+        try:
+            return [int(await client.incr("counter")) for _ in range(2)]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(incr_twice()) == [1, 2]
