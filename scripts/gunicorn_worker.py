@@ -2,8 +2,8 @@
 
 gunicorn's `gevent` worker parses each request with gunicorn's pure-Python parser. Its
 `gevent_pywsgi` worker serves the same greenlets through gevent.pywsgi, which costs less
-CPU per request (both send a response's head and body apart), and less again with
-the header reader below in place of the email parser gevent uses (README, "CPU per
+CPU per request, and less again with the header reader below in place of the email
+parser gevent uses, and with a response's head and body in one send (README, "CPU per
 request"). This module adds what the switch would otherwise lose: gunicorn's request
 limits and its refusal of ambiguous framing, an idle timeout (`--keep-alive`), the accept
 balance between workers, `Connection: close` while a worker stops, and logs that never
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
-from gevent.pywsgi import OldMessage
+from gevent.pywsgi import OldMessage, format_date_time
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 log = logging.getLogger("gunicorn.error")
@@ -36,6 +37,10 @@ REQUEST_LINE = re.compile(r"[!$%&'*+\-.^_`|~0-9A-Z]+ [^\x00-\x20\x7f]+ HTTP/1\.[
 # RFC 9110: a field name is a token; a value holds no CR, LF or NUL.
 HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
+# A response whose body is at most this long goes out with its head in one send (one
+# system call, one TCP segment on the loopback); a longer one is sent after the head, as
+# gevent does, rather than copied.
+ONE_SEND_MAX_BODY = 64 * 1024
 # What "no limit" (0) in gunicorn's limit settings becomes: gunicorn's own maximum number
 # of fields, and gevent's longest request line.
 UNLIMITED_FIELDS = 32768
@@ -65,6 +70,8 @@ class ServiceServer(PyWSGIServer):  # type: ignore[misc]
 class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
     """gevent's request handler with gunicorn's limits, strict framing and quiet logs."""
 
+    provided_date: Any  # set by gevent's start_response: the application's own Date, or None
+
     def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
         # gunicorn's settings reach the handler through the logger the worker gives the
         # server (gunicorn's own PyWSGIHandler logs through it too).
@@ -72,10 +79,13 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
         # gunicorn's limits on the request head; 0 means "no limit" to gunicorn.
         self.max_fields = self.cfg.limit_request_fields or UNLIMITED_FIELDS
         self.max_field_size = self.cfg.limit_request_field_size or UNLIMITED_FIELD_SIZE
+        # Read once per connection: every setting read from gunicorn's config is a look-up.
+        self.keepalive = self.cfg.keepalive
+        self.access_log_on = bool(self.cfg.accesslog)
         # A connection is closed after --keep-alive seconds without a byte from the client,
         # between two requests or within one (nginx's header timeouts work the same way):
         # an idle or trickling client cannot hold a connection forever.
-        sock.settimeout(self.cfg.keepalive or None)
+        sock.settimeout(self.keepalive or None)
         super().__init__(sock, address, server, rfile)
 
     def read_request(self, raw_requestline: str) -> bool:
@@ -88,7 +98,7 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
         super().read_request(raw_requestline)
         # gunicorn's meaning of --keep-alive 0; and a worker that is shutting down (its
         # server no longer accepts) ends each connection after the request it is serving.
-        if not self.cfg.keepalive or self.server.closed:
+        if not self.keepalive or self.server.closed:
             self.close_connection = True
         return True
 
@@ -98,8 +108,12 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
         return read_header_block(fp, self.max_fields, self.max_field_size)
 
     def finalize_headers(self) -> None:
-        """gevent's response headers, plus `Connection: close` whenever this response ends
-        the connection, so that a client (the gateway's pool) does not reuse it."""
+        """gevent's response headers, with a Date made once a second, plus `Connection:
+        close` whenever this response ends the connection, so that a client (the gateway's
+        pool) does not reuse it."""
+        if self.provided_date is None:
+            self.response_headers.append((b"Date", http_date(time.time())))
+            self.provided_date = True  # gevent's own would format it again, every time
         super().finalize_headers()
         headers = self.response_headers
         if (
@@ -108,6 +122,25 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
             and not any(name.lower() == b"connection" for name, _ in headers)
         ):
             headers.append((b"Connection", b"close"))
+
+    def _write_with_headers(self, data: bytes) -> None:
+        """The status line, the headers and a short body in one send (gevent sends the head,
+        then the body: two system calls for every response)."""
+        if len(data) > ONE_SEND_MAX_BODY:
+            super()._write_with_headers(data)
+            return
+        self.headers_sent = True
+        self.finalize_headers()
+        if self.response_use_chunked:  # no length known: gevent frames the body in chunks
+            self._sendall(self.response_head())
+            self._write(data)
+            return
+        self._sendall(self.response_head() + data)
+
+    def response_head(self) -> bytes:
+        """The status line and headers as gevent writes them (already latin-1 bytes)."""
+        lines = [b"%s: %s\r\n" % field for field in self.response_headers]
+        return b"HTTP/1.1 %s\r\n%s\r\n" % (self.status, b"".join(lines))
 
     def _handle_client_error(self, ex: BaseException) -> tuple[str, bytes]:
         """A malformed request: 400, logged by type only (its head may carry a token)."""
@@ -127,8 +160,20 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
 
     def log_request(self) -> None:
         """gunicorn's access line, only when it is switched on (the services log their own)."""
-        if self.cfg.accesslog:
+        if self.access_log_on:
             super().log_request()
+
+
+_date_cache: tuple[int, bytes] = (-1, b"")  # (the second it was made for, the value)
+
+
+def http_date(now: float) -> bytes:
+    """The Date header's value for `now` (RFC 9110 5.6.7), formatted once per second."""
+    global _date_cache
+    second = int(now)
+    if _date_cache[0] != second:
+        _date_cache = (second, format_date_time(second))
+    return _date_cache[1]
 
 
 def read_header_block(fp: Any, max_fields: int, max_field_size: int) -> OldMessage:

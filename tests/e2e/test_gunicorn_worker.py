@@ -7,21 +7,27 @@ import io
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
+from gevent.pywsgi import format_date_time
 
 from devtools.embedded import free_port
-from devtools.processes import served
+from devtools.processes import running, served
 from scripts.gunicorn_worker import (
     BAD_REQUEST,
+    ONE_SEND_MAX_BODY,
     RefusedRequest,
     UnmetExpectation,
+    http_date,
     read_header_block,
 )
+from tests.e2e.worker_app import BIG_BODY_BYTES, body_of
 from tests.live_services import service, service_env
 
 MAX_FIELDS = 100
@@ -276,3 +282,101 @@ def test_a_worker_shutting_down_ends_each_connection_after_its_request(
             assert head.startswith(b"HTTP/1.1 200 OK\r\n")
             assert b"connection: close" in head.lower()
             assert read_until_closed(sock) == b""
+
+
+def test_the_date_header_is_formatted_once_a_second() -> None:
+    for moment in (0.0, 1_700_000_000.25, 1_700_000_000.75, 4_102_444_799.9):
+        assert http_date(moment) == format_date_time(int(moment))
+    # The same second gives the very same bytes object: nothing was formatted again.
+    assert http_date(1_800_000_000.1) is http_date(1_800_000_000.9)
+    assert http_date(1_800_000_001.0) == b"Fri, 15 Jan 2027 08:00:01 GMT"
+
+
+@pytest.fixture(scope="module")
+def live_responses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The worker serving tests/e2e/worker_app.py (bodies of any size, framed or not)."""
+    log_dir = tmp_path_factory.mktemp("worker-responses")
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gunicorn", "--worker-class", "scripts.gunicorn_worker.ServiceWorker",
+        "--workers", "1", "--bind", f"127.0.0.1:{port}", "--keep-alive", str(KEEP_ALIVE_SECONDS),
+        "--no-control-socket", "tests.e2e.worker_app:app",
+    ]  # fmt: skip
+    log = log_dir / "worker-app.log"
+    with running("worker-app", argv, dict(os.environ), log, f"http://127.0.0.1:{port}/size/1"):
+        yield Live(port, log)
+
+
+def request_for(path: str, method: str = "GET") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: worker\r\n\r\n".encode("ascii")
+
+
+@pytest.mark.parametrize("size", [0, 1, ONE_SEND_MAX_BODY, ONE_SEND_MAX_BODY + 1, BIG_BODY_BYTES])
+def test_a_body_of_any_size_arrives_whole_after_its_head(live_responses: Live, size: int) -> None:
+    # Up to ONE_SEND_MAX_BODY the head and body go out in one send, beyond it one after
+    # the other; either way, two requests on one connection get exactly their bytes.
+    with connect(live_responses) as sock:
+        for _ in range(2):
+            sock.sendall(request_for(f"/size/{size}"))
+            head, body = read_response(sock)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert body == body_of(size)
+
+
+def test_a_body_without_a_length_is_sent_chunked(live_responses: Live) -> None:
+    with connect(live_responses) as sock:
+        sock.sendall(request_for("/stream/3000"))
+        head = read_head(sock)
+        assert b"transfer-encoding: chunked" in head.lower()
+        assert read_chunked(sock) == body_of(3000)
+        sock.sendall(request_for("/size/5"))  # and the connection carries on
+        assert read_response(sock)[1] == body_of(5)
+
+
+def test_every_response_has_one_date_header(live_responses: Live) -> None:
+    with connect(live_responses) as sock:
+        sock.sendall(request_for("/size/3"))
+        dates = header_values(read_response(sock)[0], b"date")
+        sock.sendall(request_for("/dated"))
+        own = header_values(read_response(sock)[0], b"date")
+    assert len(dates) == 1
+    assert parsedate_to_datetime(dates[0].decode("ascii")).timestamp() == pytest.approx(
+        time.time(), abs=5
+    )
+    assert own == [b"Thu, 01 Jan 1970 00:00:00 GMT"]  # the application's own, alone
+
+
+def test_a_head_request_gets_the_head_only(live_responses: Live) -> None:
+    with connect(live_responses) as sock:
+        sock.sendall(request_for("/size/100", "HEAD") + request_for("/size/7"))
+        head = read_head(sock)
+        assert header_values(head, b"content-length") == [b"100"]
+        # The next bytes are the second response: nothing of the first one's body.
+        assert read_response(sock)[1] == body_of(7)
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """A response's head, up to and including its blank line."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(1)
+        assert chunk, f"connection closed mid-head: {head!r}"
+        head += chunk
+    return head
+
+
+def read_chunked(sock: socket.socket) -> bytes:
+    """A chunked body, up to its last chunk (RFC 9112 7.1)."""
+    stream = sock.makefile("rb")
+    body = b""
+    while size := int(stream.readline().strip(), 16):
+        body += stream.read(size)
+        assert stream.read(2) == b"\r\n"
+    assert stream.readline() == b"\r\n"
+    return body
+
+
+def header_values(head: bytes, name: bytes) -> list[bytes]:
+    """The values of every `name` field of a response head (`name` in lower case)."""
+    fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line]
+    return [value.strip() for field, value in fields if field.lower() == name]
