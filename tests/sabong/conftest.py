@@ -192,7 +192,7 @@ class HttpAnswer:
 
 @dataclass
 class LiveSabong:
-    """A gunicorn (gthread) Sabong server on a free port, signing like a partner."""
+    """A gunicorn Sabong server on a free port, signing like a partner."""
 
     url: str
     secret: str
@@ -229,7 +229,7 @@ class LiveSabong:
 def gunicorn_sabong(
     redis_url: str, log_dir: Path, threads: int = 16, **extra: str
 ) -> Iterator[LiveSabong]:
-    """`python -m scripts.serve sabong` (gunicorn, 2 gthread workers) on a free port
+    """`python -m scripts.serve sabong` (gunicorn, 2 workers of the default class) on a free port
     (`extra` settings, e.g. a DATABASE_URL of the test's own, over the run's)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
