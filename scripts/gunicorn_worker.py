@@ -76,10 +76,12 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
         # gunicorn's settings reach the handler through the logger the worker gives the
         # server (gunicorn's own PyWSGIHandler logs through it too).
         self.cfg = server.log.cfg
-        # gunicorn's limits on the request head; 0 means "no limit" to gunicorn.
+        # gunicorn's limits on the request head; 0 means "no limit" to gunicorn. Read once
+        # per connection, like the settings below: each read of gunicorn's config is a
+        # look-up, and a request would otherwise make several.
+        self.max_request_line = self.cfg.limit_request_line
         self.max_fields = self.cfg.limit_request_fields or UNLIMITED_FIELDS
         self.max_field_size = self.cfg.limit_request_field_size or UNLIMITED_FIELD_SIZE
-        # Read once per connection: every setting read from gunicorn's config is a look-up.
         self.keepalive = self.cfg.keepalive
         self.access_log_on = bool(self.cfg.accesslog)
         # A connection is closed after --keep-alive seconds without a byte from the client,
@@ -90,7 +92,7 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
 
     def read_request(self, raw_requestline: str) -> bool:
         """Parse the head as gevent does, refusing what gunicorn would refuse."""
-        limit = self.cfg.limit_request_line
+        limit = self.max_request_line
         if limit and len(raw_requestline.rstrip("\r\n")) > limit:
             raise RefusedRequest("request line too long")
         if not REQUEST_LINE.fullmatch(raw_requestline):

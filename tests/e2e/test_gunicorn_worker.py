@@ -131,17 +131,26 @@ def connect(live: Live) -> socket.socket:
     return socket.create_connection(("127.0.0.1", live.port), timeout=10)
 
 
+def read_head(sock: socket.socket) -> bytes:
+    """A response's head, up to and including its blank line."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(1)
+        assert chunk, f"connection closed mid-head: {head!r}"
+        head += chunk
+    return head
+
+
+def header_values(head: bytes, name: bytes) -> list[bytes]:
+    """The values of every `name` field of a response head (`name` in lower case)."""
+    fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line]
+    return [value.strip() for field, value in fields if field.lower() == name]
+
+
 def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
     """One response (its head, its body) read by its Content-Length."""
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)
-        assert chunk, f"connection closed mid-response: {head!r}"
-        head += chunk
-    lines = head.lower().split(b"\r\n")
-    length = next(
-        int(line.split(b":", 1)[1]) for line in lines if line.startswith(b"content-length:")
-    )
+    head = read_head(sock)
+    length = int(header_values(head, b"content-length")[0])
     body = b""
     while len(body) < length:
         body += sock.recv(length - len(body))
@@ -355,16 +364,6 @@ def test_a_head_request_gets_the_head_only(live_responses: Live) -> None:
         assert read_response(sock)[1] == body_of(7)
 
 
-def read_head(sock: socket.socket) -> bytes:
-    """A response's head, up to and including its blank line."""
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        chunk = sock.recv(1)
-        assert chunk, f"connection closed mid-head: {head!r}"
-        head += chunk
-    return head
-
-
 def read_chunked(sock: socket.socket) -> bytes:
     """A chunked body, up to its last chunk (RFC 9112 7.1)."""
     stream = sock.makefile("rb")
@@ -374,9 +373,3 @@ def read_chunked(sock: socket.socket) -> bytes:
         assert stream.read(2) == b"\r\n"
     assert stream.readline() == b"\r\n"
     return body
-
-
-def header_values(head: bytes, name: bytes) -> list[bytes]:
-    """The values of every `name` field of a response head (`name` in lower case)."""
-    fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line]
-    return [value.strip() for field, value in fields if field.lower() == name]
