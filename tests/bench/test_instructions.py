@@ -79,9 +79,16 @@ def test_cpu_time_mode_measures_one_request_at_a_time_without_valgrind() -> None
         check=True,
         timeout=290,
     )
-    figures = {line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines()}
+    # Each line: "<endpoint> <median> us CPU/request (runs <fastest>-<slowest>)". The
+    # endpoints are compared by their fastest runs: another process on the machine only
+    # ever adds CPU time to a run, and a median of three moved 43 -> 77 us in one CI run
+    # where two of the reference's runs were disturbed.
+    fastest = {
+        line.split()[0]: float(line.rpartition("(runs ")[2].split("-")[0])
+        for line in done.stdout.splitlines()
+    }
     # Tens of microseconds for a bare Flask request in-process; /healthz adds middleware.
-    assert 5 < figures["reference"] < 2000, done.stdout
-    assert figures["healthz"] > figures["reference"] * 0.8, done.stdout
+    assert 5 < fastest["reference"] < 2000, done.stdout
+    assert fastest["healthz"] > fastest["reference"] * 0.8, done.stdout
     # A USSD request after its set-up (a login through the app): one Redis round trip.
-    assert figures["clients/me"] > figures["reference"], done.stdout
+    assert fastest["clients/me"] > fastest["reference"], done.stdout
