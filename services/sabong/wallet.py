@@ -57,17 +57,28 @@ def post_money(
     except BadRequest:
         fields = None
     client_key = replay_key_client(fields.get("clientId")) if fields else None
-    # The signature is spent before anything else: a replay never reaches the ledger.
-    rt.store.remember_signature(signature, client_key)
-    if fields is None:
-        WALLET_REFUSALS.labels(kind, "validation").inc()
-        raise BadRequest()
+    # The signature is spent before anything else: a replay never reaches the ledger. Its
+    # guard's reply is read after validation, which runs while Redis answers.
     try:
-        request = validate_money_request(fields)
-    except ValidationFailed:
+        posting = read_behind_replay_guard(
+            rt, signature, client_key, lambda: money_posting(kind, fields, now)
+        )
+    except (BadRequest, ValidationFailed):
         WALLET_REFUSALS.labels(kind, "validation").inc()
         raise
-    posting = Posting(
+    posted = with_replay_release(
+        rt, signature, client_key, lambda: WalletStore(rt.database).post(posting)
+    )
+    (WALLET_REPLAYS if posted.replayed else WALLET_TRANSACTIONS).labels(kind).inc()
+    return posted
+
+
+def money_posting(kind: TransactionType, fields: dict[str, Any] | None, now: float) -> Posting:
+    """The posting a credit or debit body asks for; BadRequest or ValidationFailed."""
+    if fields is None:
+        raise BadRequest()
+    request = validate_money_request(fields)
+    return Posting(
         client_id=request.client_id,
         type=kind,
         amount=request.amount,
@@ -75,11 +86,6 @@ def post_money(
         reference=request.reference,
         now=utc_datetime(now),
     )
-    posted = with_replay_release(
-        rt, signature, client_key, lambda: WalletStore(rt.database).post(posting)
-    )
-    (WALLET_REPLAYS if posted.replayed else WALLET_TRANSACTIONS).labels(kind).inc()
-    return posted
 
 
 def posted_data(posted: Posted) -> dict[str, Any]:
@@ -144,8 +150,9 @@ def with_replay_release(
 def read_behind_replay_guard(
     rt: Runtime, signature: str, client_key: str | None, read: Callable[[], R]
 ) -> R:
-    """Spend the signature and run `read()` (validation and a database read) meanwhile:
-    one wait for both stores instead of two.
+    """Spend the signature and run `read()` meanwhile: validation and a database read
+    (get-balance, one wait for both stores instead of two) or validation alone (credit and
+    debit, whose CPU then overlaps Redis's answer).
 
     The guard's verdict still decides first: a replay is refused whatever `read()` did or
     raised (a read changes nothing, so running it early is harmless). When the database

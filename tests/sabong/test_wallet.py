@@ -374,6 +374,32 @@ def test_replay_of_a_credit_signature_is_refused_and_applies_once(
     assert balance_of(partner, "C1") == 5
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"clientId":"C1","amount":"x"}', b'{"amount":5}', b"not json"],
+    ids=["invalid-amount", "no-client", "not-json"],
+)
+def test_a_credit_replay_is_refused_whatever_the_validation_found(
+    partner: Partner, make_user: MakeUser, body: bytes
+) -> None:
+    # The body is validated while the replay guard's reply is on its way: the guard's
+    # verdict must still win over the validation's 400 or 422, and the replay must not
+    # count as a second validation refusal.
+    make_user("C1")
+    refusals = ("sabong_wallet_refusals_total", {"type": "credit", "reason": "validation"})
+    before = metric(partner, refusals[0], **refusals[1])
+    stamp = partner.now()
+    first = partner.post(body, path=CREDIT, timestamp=stamp)
+    assert first.status_code in (400, 422)
+    again = partner.post(body, path=CREDIT, timestamp=stamp)
+    assert (again.status_code, again.get_json()["message"]) == (
+        401,
+        "Duplicate request signature",
+    )
+    assert metric(partner, refusals[0], **refusals[1]) - before == 1
+    assert balance_of(partner, "C1") == 0
+
+
 def test_a_signature_for_credit_cannot_be_used_to_debit(
     partner: Partner, make_user: MakeUser
 ) -> None:
