@@ -10,7 +10,7 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 from scripts.serve import WORKER_NICE_ENV
-from shared.observability import JsonFormatter, mark_worker_dead
+from shared.observability import JsonFormatter, flush_request_tallies, mark_worker_dead
 
 
 def service_name(app_uri: str) -> str:
@@ -39,11 +39,13 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """The worker stops: close its database pools while their threads can still stop."""
+    """The worker stops: fold in its last request counts, and close its database pools
+    while their threads can still stop."""
     # Imported here, in the worker: psycopg picks its wait function when first imported,
     # and must see gevent's patch to pick a cooperative one (see test_serve).
     from shared.db import close_all
 
+    flush_request_tallies()  # else up to a second of its requests would never be counted
     close_all()
 
 

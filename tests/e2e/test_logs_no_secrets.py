@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.config import PROJECT_ROOT, SECRET_NAMES
+from shared.observability import TALLY_FLUSH_SECONDS
 from shared.signing import sign
 
 from .conftest import Platform
@@ -208,6 +209,8 @@ def scrape(port: int) -> tuple[str, dict[tuple[str, frozenset[tuple[str, str]]],
 
 def check_flow_metrics(platform: Platform, secrets: dict[str, str]) -> None:
     """Each component counted the flow's events; no secret became a label value."""
+    # Request counts reach /metrics through each worker's tally, folded in every second.
+    time.sleep(2 * TALLY_FLUSH_SECONDS)
     ussd_text, ussd = scrape(platform.ports.ussd)
     # The gateway sends logins to the USSD login pool: their failures are counted there.
     login_text, login_pool = scrape(platform.ports.ussd_login)

@@ -18,6 +18,7 @@ import pytest
 from devtools.embedded import free_port
 from devtools.processes import served
 from shared.config import SECRET_NAMES
+from shared.observability import TALLY_FLUSH_SECONDS
 
 from .conftest import http
 
@@ -95,11 +96,24 @@ def send_healthz(base: str, count: int) -> None:
     assert statuses == [200] * count
 
 
+def settled_healthz_count(base: str, expected: float | None = None) -> float:
+    """The /healthz count once every worker has folded in its tally (`expected`: as soon
+    as it shows, within a few flushes; else after two flush periods)."""
+    if expected is None:
+        time.sleep(2 * TALLY_FLUSH_SECONDS)
+        return healthz_count(base)
+    deadline = time.monotonic() + 5 * TALLY_FLUSH_SECONDS
+    while (count := healthz_count(base)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
+
+
 def test_metrics_are_the_sum_over_all_workers(sabong_two_workers: Served) -> None:
     """Whichever worker answers /metrics, it counts the requests every worker served,
-    including a worker that has exited since (a counter never goes backwards)."""
+    within a tally flush (about a second), including a worker that has exited since (its
+    last requests are flushed as it exits; a counter never goes backwards)."""
     base, log = sabong_two_workers.base, sabong_two_workers.log
-    before = healthz_count(base)
+    before = settled_healthz_count(base)  # the start-up probes included
     send_healthz(base, BATCH)
     # The kernel may hand every connection to one worker; stopping that worker makes
     # the next requests land on another process for certain (gunicorn starts a new one).
@@ -109,8 +123,9 @@ def test_metrics_are_the_sum_over_all_workers(sabong_two_workers: Served) -> Non
     wait_for_exit_lines(log, first_pids)
     send_healthz(base, BATCH)
     assert len(healthz_pids(log) - first_pids) >= 1, "no other worker answered"
+    assert settled_healthz_count(base, before + 2 * BATCH) == before + 2 * BATCH
     counts = {healthz_count(base) for _ in range(6)}
-    assert counts == {before + 2 * BATCH}
+    assert counts == {before + 2 * BATCH}  # whichever worker answers, and no count twice
 
 
 def test_every_line_of_the_server_is_json_with_a_request_id(sabong_two_workers: Served) -> None:

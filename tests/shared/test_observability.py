@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
 import threading
+import time
 
 import pytest
 from flask import Flask
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared import observability
@@ -173,17 +176,58 @@ def test_access_line_written_directly_is_what_the_formatter_writes(
 
 
 def test_requests_counted_by_any_thread_all_reach_the_metrics() -> None:
-    """No count is lost when many threads record at once (no lock on that path)."""
-    service, per_thread, threads = "threaded-unit", 500, 8
+    """No count is lost when many threads (a gthread worker) record at once while the
+    tallies are being flushed."""
+    service, per_thread, threads = "threaded-unit", 2000, 8
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython can: races show
+    recording = threading.Event()
 
     def record() -> None:
         for _ in range(per_thread):
             observability.record_request(service, "/t", "GET", 200, 0.002)
 
-    workers = [threading.Thread(target=record) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    def flush_meanwhile() -> None:
+        while recording.is_set():
+            observability.flush_request_tallies()
+
+    try:
+        recording.set()
+        flusher = threading.Thread(target=flush_meanwhile)
+        flusher.start()
+        workers = [threading.Thread(target=record) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        recording.clear()
+        flusher.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
     key = ("http_requests_total", '{"method": "GET", "service": "threaded-unit", "status": "200"}')
     assert _samples_of(service, "/t")[key] == per_thread * threads
+
+
+def test_request_counts_reach_the_metrics_within_a_flush_without_a_scrape() -> None:
+    """Another worker's /metrics sees this process's counts only once they are folded in:
+    a background flusher does that about once a second."""
+    service = "flushed-unit"
+    labels = {"service": service, "route": "/f", "method": "GET", "status": "200"}
+    observability.record_request(service, "/f", "GET", 200, 0.002)
+    deadline = time.monotonic() + 5 * observability.TALLY_FLUSH_SECONDS
+    # The registry itself, not render_metrics(), which would flush first.
+    while REGISTRY.get_sample_value("http_requests_total", labels) is None:
+        assert time.monotonic() < deadline, "the tally was never flushed"
+        time.sleep(0.05)
+    assert REGISTRY.get_sample_value("http_requests_total", labels) == 1
+
+
+def test_a_forked_child_never_flushes_its_parents_counts() -> None:
+    """Counted before a fork (not yet flushed), counted once: by the parent."""
+    observability.record_request("forked-unit", "/p", "GET", 200, 0.002)
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 when it inherited no tally
+        os._exit(len(observability._request_tallies))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "forked-unit" in observability._request_tallies  # the parent still has its own
