@@ -8,19 +8,27 @@ import math
 import urllib.parse
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask.wrappers import Request
 from itsdangerous import URLSafeTimedSerializer
+from werkzeug.datastructures import Headers
+from werkzeug.routing import MapAdapter
+from werkzeug.wsgi import get_host
 
 from .exceptions import BadRequest
 from .responses import to_json
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
 JSON_MIMETYPE = "application/json"
 
 
+# Host headers whose IDNA form a ServiceFlask keeps (a client may send any host: bounded).
+MAX_KEPT_HOSTS = 64
 # Signing serializers kept per set of session keys (a process has one or two sets; the
 # bound only guards against a process that keeps changing its key).
 MAX_KEPT_SERIALIZERS = 8
@@ -40,6 +48,13 @@ class CookieSessions(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        # What Flask does for a session never touched and still empty (every partner API
+        # call): nothing, after reading six cookie settings from the config.
+        if not session and not session.modified and not session.accessed:
+            return
+        super().save_session(app, session, response)
+
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         if not app.secret_key:
             return None
@@ -55,14 +70,87 @@ class CookieSessions(SecureCookieSessionInterface):
         return found
 
 
+def _wsgi_string(environ: WSGIEnvironment, name: str) -> str | None:
+    """An environ string as werkzeug's URL map reads it (WSGI's latin-1 back to UTF-8)."""
+    value = environ.get(name)
+    return None if value is None else value.encode("latin-1").decode(errors="replace")
+
+
+class ServiceResponse(Response):
+    """Flask's response, sent with its own headers when werkzeug would only copy them."""
+
+    def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        # werkzeug copies every header (validating each again) to make a Location absolute,
+        # drop a Content-Length that the status forbids, or count a missing one. A response
+        # with a length and neither location header, whose status allows a body, has
+        # none of that to do.
+        status = self.status_code
+        if status < 200 or status in (204, 304):
+            return super().get_wsgi_headers(environ)
+        has_length = False
+        for key, _ in self.headers:
+            lowered = key.lower()
+            if lowered == "content-length":
+                has_length = True
+            elif lowered in ("location", "content-location"):
+                return super().get_wsgi_headers(environ)
+        return self.headers if has_length else super().get_wsgi_headers(environ)
+
+
 class ServiceFlask(Flask):
     """Flask as both services use it: what Flask re-checks on every request is done once."""
 
     session_interface = CookieSessions()
+    response_class = ServiceResponse
 
     def __init__(self, import_name: str) -> None:
         super().__init__(import_name)
         self._synchronous: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._server_names: dict[str, str] = {}  # Host header -> the adapter's server name
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        """Flask's URL adapter for a request, made in one pass over the environ.
+
+        Flask reads the host, then werkzeug's `bind_to_environ` reads it again, re-decodes
+        the path and IDNA-encodes the host on every request. With the services' plain
+        routing (no SERVER_NAME, TRUSTED_HOSTS, host or subdomain matching) the same
+        adapter is built here directly; a host is IDNA-encoded once, by werkzeug itself.
+        """
+        if request is None or not self._routes_by_path_alone():
+            return super().create_url_adapter(request)
+        environ = request.environ
+        host = get_host(environ)
+        server_name = self._server_names.get(host)
+        if server_name is None or "HTTP_UPGRADE" in environ:  # ws:// schemes: werkzeug's way
+            adapter = super().create_url_adapter(request)
+            if adapter is not None:
+                if len(self._server_names) >= MAX_KEPT_HOSTS:
+                    self._server_names.clear()  # the Host header is the client's to choose
+                self._server_names[host] = adapter.server_name
+            return adapter
+        request.host = host  # as Flask sets it (a cached property)
+        script_name = _wsgi_string(environ, "SCRIPT_NAME")
+        path_info = _wsgi_string(environ, "PATH_INFO")
+        return MapAdapter(
+            self.url_map,
+            server_name,
+            "/" if script_name is None else script_name,
+            self.url_map.default_subdomain or "",
+            environ["wsgi.url_scheme"],
+            "/" if path_info is None else path_info,
+            environ["REQUEST_METHOD"],
+            _wsgi_string(environ, "QUERY_STRING"),
+        )
+
+    def _routes_by_path_alone(self) -> bool:
+        """No setting that makes Flask bind the URL map differently from the path alone."""
+        config = self.config
+        return (
+            config["SERVER_NAME"] is None
+            and config["TRUSTED_HOSTS"] is None
+            and not self.url_map.host_matching
+            and not self.subdomain_matching
+        )
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """Flask asks for every hook and view, on every request, whether it is `async`
@@ -75,7 +163,7 @@ class ServiceFlask(Flask):
 
 def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
     """A compact JSON response with the given status and extra headers."""
-    return Response(to_json(body), status=status, mimetype=JSON_MIMETYPE, headers=headers)
+    return ServiceResponse(to_json(body), status=status, mimetype=JSON_MIMETYPE, headers=headers)
 
 
 def raw_body() -> bytes:

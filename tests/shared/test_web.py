@@ -1,11 +1,20 @@
-"""shared.web: the cookie-session interface both services' apps use."""
+"""shared.web: the Flask class both services use (cookie sessions, URL adapter, response
+headers), each the same as Flask's own where it takes a shorter way."""
 
 from __future__ import annotations
 
-import pytest
-from itsdangerous import BadSignature
+from collections.abc import Iterator
+from typing import Any
 
-from shared.web import ServiceFlask
+import pytest
+from flask import Flask, Response, session
+from flask.wrappers import Request
+from itsdangerous import BadSignature
+from werkzeug.exceptions import BadHost
+from werkzeug.routing import MapAdapter
+from werkzeug.test import EnvironBuilder
+
+from shared.web import MAX_KEPT_HOSTS, ServiceFlask, ServiceResponse
 
 
 def make_app(secret: str, *fallbacks: str) -> ServiceFlask:
@@ -45,3 +54,95 @@ def test_a_cookie_signed_with_a_retired_key_is_refused() -> None:
 def test_without_a_secret_key_there_are_no_cookie_sessions() -> None:
     app = ServiceFlask(__name__)
     assert app.session_interface.get_signing_serializer(app) is None
+
+
+ADAPTER_FIELDS = (
+    "server_name", "script_name", "subdomain", "url_scheme", "path_info", "default_method",
+    "query_args",
+)  # fmt: skip
+
+
+def adapter_fields(adapter: MapAdapter | None) -> tuple[Any, ...]:
+    assert adapter is not None
+    return tuple(getattr(adapter, name) for name in ADAPTER_FIELDS)
+
+
+def environ_of(
+    host: str, path: str = "/items/1", headers: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    builder = EnvironBuilder(path=path, headers={"Host": host, **(headers or {})}, **extra)
+    return dict(builder.get_environ())
+
+
+HOSTS = [
+    "localhost", "LOCALHOST:8080", "example.com", "Bücher.example", "[::1]:5000",
+    "127.0.0.1", "api.partner.example:443",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_the_url_adapter_is_the_one_flask_builds(host: str) -> None:
+    app = ServiceFlask(__name__)
+    app.add_url_rule("/items/<int:item>", "item", lambda item: str(item))
+    environs = [
+        environ_of(host),
+        environ_of(host, "/items/2", query_string="a=1&b=%C3%A9"),
+        environ_of(host, "/caf\u00e9/", base_url="https://localhost/mount"),
+        environ_of(host, headers={"Connection": "Upgrade", "Upgrade": "websocket"}),
+    ]
+    for environ in environs * 2:  # the second time, the host's IDNA form is remembered
+        ours = app.create_url_adapter(Request(environ))
+        flasks = Flask.create_url_adapter(app, Request(environ))
+        assert adapter_fields(ours) == adapter_fields(flasks)
+    ours, flasks = Request(environ_of(host)), Request(environ_of(host))
+    app.create_url_adapter(ours)
+    Flask.create_url_adapter(app, flasks)
+    assert ours.host == flasks.host  # what Flask leaves on the request
+
+
+def test_a_host_that_is_no_domain_name_is_refused_as_flask_refuses_it() -> None:
+    app = ServiceFlask(__name__)
+    bad = environ_of("a" * 64 + ".example")  # a label over 63 characters: no IDNA form
+    for _ in range(2):
+        with pytest.raises(BadHost):
+            app.create_url_adapter(Request(bad))
+    assert not app._server_names
+
+
+def test_host_header_flooding_keeps_the_remembered_hosts_bounded() -> None:
+    app = ServiceFlask(__name__)
+    for number in range(MAX_KEPT_HOSTS * 3):
+        app.create_url_adapter(Request(environ_of(f"host-{number}.example")))
+        assert len(app._server_names) <= MAX_KEPT_HOSTS
+
+
+def responses() -> Iterator[tuple[str, Response]]:
+    """Responses of every kind werkzeug's header pass treats differently."""
+    yield "json", ServiceResponse(b'{"ok":true}', mimetype="application/json")
+    yield "created", ServiceResponse(b"{}", status=201, headers={"X-Request-ID": "r1"})
+    yield "no content", ServiceResponse(b"", status=204, headers={"Content-Length": "0"})
+    yield "not modified", ServiceResponse(b"x", status=304, headers={"ETag": '"e"'})
+    yield "switching", ServiceResponse(b"", status=101)
+    yield "redirect", ServiceResponse(b"", status=303, headers={"Location": "/me?x=\u00e9"})
+    yield "located", ServiceResponse(b"{}", headers={"Content-Location": "/caf\u00e9"})
+    yield "streamed", ServiceResponse(iter([b"a", b"b"]), mimetype="text/plain")
+
+
+@pytest.mark.parametrize("kind", [kind for kind, _ in responses()])
+def test_response_headers_are_those_werkzeug_sends(kind: str) -> None:
+    response = dict(responses())[kind]
+    environ = environ_of("example.com", "/where")
+    expected = Response.get_wsgi_headers(response, environ).to_wsgi_list()
+    assert response.get_wsgi_headers(environ).to_wsgi_list() == expected
+
+
+def test_an_untouched_session_sets_no_cookie_and_a_read_one_varies_on_cookie() -> None:
+    app = make_app("k" * 32)
+    app.add_url_rule("/plain", "plain", lambda: "plain")
+    app.add_url_rule("/read", "read", lambda: str(session.get("sid")))
+    client = app.test_client()
+    client.set_cookie("session", "not-a-valid-cookie")
+    for path, vary in (("/plain", None), ("/read", "Cookie")):
+        response = client.get(path)
+        assert response.headers.get("Vary") == vary
+        assert "Set-Cookie" not in response.headers
