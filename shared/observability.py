@@ -357,7 +357,10 @@ def _new_request_tally(service: str) -> RequestTally:
 def _flush_tallies_forever() -> None:
     while True:
         time.sleep(TALLY_FLUSH_SECONDS)
-        flush_request_tallies()
+        try:
+            flush_request_tallies()
+        except Exception:  # the metrics directory's disk full, say: keep the flusher alive
+            logging.getLogger(__name__).warning("request metrics flush failed", exc_info=True)
 
 
 def _forget_tallies_in_child() -> None:

@@ -222,6 +222,25 @@ def test_request_counts_reach_the_metrics_within_a_flush_without_a_scrape() -> N
     assert REGISTRY.get_sample_value("http_requests_total", labels) == 1
 
 
+def test_the_flusher_outlives_a_failed_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def flaky_flush() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise OSError("No space left on device")
+
+    monkeypatch.setattr(observability, "flush_request_tallies", flaky_flush)
+    monkeypatch.setattr(observability, "TALLY_FLUSH_SECONDS", 0.01)
+    flusher = threading.Thread(target=observability._flush_tallies_forever, daemon=True)
+    flusher.start()
+    deadline = time.monotonic() + 5
+    while len(calls) < 3:
+        assert time.monotonic() < deadline, "the flusher stopped after a failed flush"
+        time.sleep(0.01)
+    assert flusher.is_alive()
+
+
 def test_a_forked_child_never_flushes_its_parents_counts() -> None:
     """Counted before a fork (not yet flushed), counted once: by the parent."""
     observability.record_request("forked-unit", "/p", "GET", 200, 0.002)
