@@ -315,7 +315,7 @@ TALLY_FLUSH_SECONDS = 1.0
 # workers count from many threads (under gevent it is never contended).
 _request_tallies: dict[str, RequestTally] = {}
 _tallies_lock = threading.Lock()
-_flusher_pid = 0
+_flusher_started = False  # in this process (reset in a forked child)
 
 
 def record_request(service: str, route: str, method: str, status: int, seconds: float) -> None:
@@ -342,11 +342,10 @@ def flush_request_tallies() -> None:
 
 def _new_request_tally(service: str) -> RequestTally:
     """The tally of `service` in this process, and the process's flusher once."""
-    global _flusher_pid
+    global _flusher_started
     with _tallies_lock:
         tally = _request_tallies.setdefault(service, RequestTally(service))
-        start = _flusher_pid != os.getpid()
-        _flusher_pid = os.getpid()
+        start, _flusher_started = not _flusher_started, True
     if start:
         # A daemon thread (a greenlet under gevent): it never holds up a worker's exit,
         # where gunicorn_hooks.worker_exit makes the last flush.
@@ -366,10 +365,10 @@ def _flush_tallies_forever() -> None:
 def _forget_tallies_in_child() -> None:
     """After a fork: the parent's counts are its own to flush (never twice), and the
     child starts its own flusher on its first request."""
-    global _tallies_lock, _flusher_pid
+    global _tallies_lock, _flusher_started
     _request_tallies.clear()
     _tallies_lock = threading.Lock()  # it may have been held by another thread at the fork
-    _flusher_pid = 0
+    _flusher_started = False
 
 
 os.register_at_fork(after_in_child=_forget_tallies_in_child)
