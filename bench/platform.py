@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlencode, urlsplit
 
 from devtools.embedded import EmbeddedRedis, free_port
 from devtools.postgres import EmbeddedPostgres, child_pids
@@ -40,11 +41,11 @@ STOP_GRACE_SECONDS = 10.0
 # Gateways with rate limiting on, one per Redis client of gateway/ratelimit.py: the main
 # gateway runs with it off (it would refuse most of the load), so these rows price the
 # check itself. Their limit is never reached: every request pays one Redis round trip and
-# none is refused. A REDIS_URL with a query string is one gateway.fastredis does not
-# speak, so that gateway takes the redis.asyncio path.
+# none is refused. A REDIS_URL with a `protocol` parameter is one gateway.fastredis does
+# not speak, so that gateway takes the redis.asyncio path.
 RATE_LIMITED_GATEWAYS = {
-    "gateway-limited-fastredis": "",
-    "gateway-limited-asyncio": "?protocol=2",
+    "gateway-limited-fastredis": {},
+    "gateway-limited-asyncio": {"protocol": "2"},
 }
 UNREACHED_RATE_LIMIT = "1000000000"  # requests per minute per client address
 
@@ -56,6 +57,13 @@ def bench_secrets() -> dict[str, str]:
 
 # The services `--ab` serves twice, and the name of the second server of each.
 OTHER_SERVICES = ("ussd", "sabong")
+
+
+def with_query(url: str, extra: Mapping[str, str]) -> str:
+    """`url` with `extra` query parameters added to its own."""
+    if not extra:
+        return url
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(extra)
 
 
 def other(service: str) -> str:
@@ -80,11 +88,14 @@ class Platform:
         self.other_tree = other_tree
         # Tuning only: try an argv serve.py cannot express (another gunicorn worker class).
         self.command_patch = command_patch
-        self.redis = EmbeddedRedis(workdir / "redis", host=HOST, appendonly=appendonly)
+        # The services reach both stores over Unix sockets, as `make run` starts them.
+        self.redis = EmbeddedRedis(
+            workdir / "redis", host=HOST, appendonly=appendonly, unix_socket=True
+        )
         # Its own directory under /tmp: PostgreSQL's unprivileged account must reach it.
         self.postgres_dir = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
         self.postgres_dir.chmod(0o711)
-        self.postgres = EmbeddedPostgres(self.postgres_dir / "pg", host=HOST)
+        self.postgres = EmbeddedPostgres(self.postgres_dir / "pg", host=HOST, unix_socket=True)
         components = (*serve.COMPONENTS, REFERENCE, FLOOR, *RATE_LIMITED_GATEWAYS)
         if other_tree is not None:
             components += tuple(other(service) for service in OTHER_SERVICES)
@@ -98,8 +109,8 @@ class Platform:
             "APP_ENV": "production",
             "DOTENV_PATH": str(dotenv),
             "BIND_HOST": HOST,
-            "REDIS_URL": self.redis.url,
-            "DATABASE_URL": self.postgres.url,
+            "REDIS_URL": self.redis.local_url,
+            "DATABASE_URL": self.postgres.local_url,
             "USSD_PORT": str(self.ports["ussd"]),
             "USSD_LOGIN_PORT": str(self.ports["ussd-login"]),
             "SABONG_PORT": str(self.ports["sabong"]),
@@ -148,7 +159,7 @@ class Platform:
         return {
             "GATEWAY_PORT": str(self.ports[name]),
             "GATEWAY_RATE_LIMIT": UNREACHED_RATE_LIMIT,
-            "REDIS_URL": self.redis.url + RATE_LIMITED_GATEWAYS[name],
+            "REDIS_URL": with_query(self.redis.local_url, RATE_LIMITED_GATEWAYS[name]),
         }
 
     def limited_settings(self, name: str) -> Settings:

@@ -32,6 +32,15 @@ def redis_server_binary() -> str:
     return found
 
 
+# A Unix socket's path must fit sun_path: 108 bytes with the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+
+
+def fits_socket_path(path: Path) -> bool:
+    """True when `path` is short enough to bind a Unix socket at."""
+    return len(os.fsencode(path)) <= MAX_SOCKET_PATH_BYTES
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free right now on `host`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -41,7 +50,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedRedis:
-    """Start, stop and restart one redis-server; data in `data_dir` (AOF optional)."""
+    """Start, stop and restart one redis-server; data in `data_dir` (AOF optional).
+
+    `unix_socket`: it also listens on `data_dir/redis.sock` (when that path fits a socket
+    address), which `local_url` names: a round trip over a Unix socket costs clients on
+    the same machine less CPU than one over loopback TCP.
+    """
 
     def __init__(
         self,
@@ -50,17 +64,26 @@ class EmbeddedRedis:
         host: str = "127.0.0.1",
         appendonly: bool = True,
         extra_args: tuple[str, ...] = (),
+        unix_socket: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port or free_port(host)
         self.appendonly = appendonly
         self.extra_args = extra_args
+        socket_path = self.data_dir.resolve() / "redis.sock"
+        self.socket_path = socket_path if unix_socket and fits_socket_path(socket_path) else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """Its TCP address (what other machines and tools use)."""
         return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def local_url(self) -> str:
+        """The address for clients on this machine: the Unix socket when it has one."""
+        return f"unix://{self.socket_path}?db=0" if self.socket_path else self.url
 
     def command(self) -> list[str]:
         """The redis-server command line this instance runs."""
@@ -74,8 +97,15 @@ class EmbeddedRedis:
             "--save", "",
             "--protected-mode", "no",
             "--logfile", str(self.data_dir / "redis.log"),
+            *self._socket_args(),
             *self.extra_args,
         ]  # fmt: skip
+
+    def _socket_args(self) -> list[str]:
+        if self.socket_path is None:
+            return []
+        # Owner only: the socket lets anyone who can reach it use Redis without a password.
+        return ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Launch the server and wait until it answers PING."""

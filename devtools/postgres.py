@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 
-from devtools.embedded import free_port
+from devtools.embedded import fits_socket_path, free_port
 from shared.exceptions import ConfigError
 
 SUPERUSER = "postgres"
@@ -75,10 +76,15 @@ class EmbeddedPostgres:
         port: int | None = None,
         host: str = "127.0.0.1",
         durable: bool = True,
+        unix_socket: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port or free_port(host)
+        socket_path = self.data_dir / f".s.PGSQL.{self.port}"
+        # `unix_socket`: it also listens in `data_dir` (when the socket's path fits), which
+        # `local_url` names: cheaper round trips for clients on the same machine.
+        self.socket_dir = self.data_dir if unix_socket and fits_socket_path(socket_path) else None
         # Tests may trade fsync for speed: a killed server process still loses nothing
         # (the OS keeps its page cache); only a machine crash would.
         self.durable = durable
@@ -86,18 +92,30 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
+        """Its TCP address (what other machines and tools use)."""
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/postgres"
+
+    @property
+    def local_url(self) -> str:
+        """The address for clients on this machine: the Unix socket when it has one."""
+        if self.socket_dir is None:
+            return self.url
+        directory = quote(str(self.socket_dir), safe="/")
+        return f"postgresql://{SUPERUSER}@/postgres?host={directory}&port={self.port}"
 
     @property
     def log_path(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.log"
 
     def command(self) -> list[str]:
-        """The postgres command line this instance runs (TCP only, no Unix socket)."""
+        """The postgres command line this instance runs (TCP, and the Unix socket if any)."""
         settings = {
             "listen_addresses": self.host,
             "port": str(self.port),
-            "unix_socket_directories": "",
+            "unix_socket_directories": str(self.socket_dir or ""),
+            # Owner only (the server's account, or root): trust auth lets anyone in who
+            # reaches the socket.
+            "unix_socket_permissions": "0700",
             "max_connections": "200",
             "fsync": "on" if self.durable else "off",
             "synchronous_commit": "on",

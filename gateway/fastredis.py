@@ -8,8 +8,9 @@ Measured by `make bench` (rows `clients/me rl fast` and `clients/me rl aio`, 2-c
 4 runs): 180-257 us of gateway CPU per rate-limited request with this client, 371-431 us
 with redis.asyncio, 170-213 us with rate limiting off.
 
-Only plain `redis://[user:password@]host[:port][/db]` URLs; the gateway uses
-`shared.redis.connect_async` for TLS, Unix sockets, Cluster and Sentinel.
+Only plain `redis://[user:password@]host[:port][/db]` and `unix:///path[?db=N]` URLs
+(`make run` gives the services and the gateway its bundled Redis's Unix socket); the
+gateway uses `shared.redis.connect_async` for TLS, Cluster and Sentinel.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
@@ -33,7 +34,16 @@ class RedisUnavailable(Exception):
 def supports(url: str) -> bool:
     """True for the plain single-server URLs this client speaks."""
     parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = parse_qs(parts.query, keep_blank_values=True)
+        return bool(parts.path) and set(query) <= {"db"} and _is_db_number(query)
     return parts.scheme == "redis" and not parts.query and bool(parts.hostname)
+
+
+def _is_db_number(query: dict[str, list[str]]) -> bool:
+    """A unix:// URL's `db` parameter: absent, or one database number."""
+    values = query.get("db", ["0"])
+    return len(values) == 1 and values[0].isdigit()
 
 
 def encode(*args: bytes | str | int) -> bytes:
@@ -54,11 +64,15 @@ class FastRedis:
 
     def __init__(self, url: str, connect_timeout: float, timeout: float) -> None:
         parts = urlsplit(url)
+        self.socket_path = unquote(parts.path) if parts.scheme == "unix" else None
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
-        self.db = int(parts.path.strip("/") or 0)
+        if self.socket_path is None:
+            self.db = int(parts.path.strip("/") or 0)
+        else:
+            self.db = int(parse_qs(parts.query).get("db", ["0"])[0])
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.link: _Link | None = None
@@ -89,10 +103,13 @@ class FastRedis:
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
+        opening = (
+            loop.create_unix_connection(_Link, self.socket_path)
+            if self.socket_path is not None
+            else loop.create_connection(_Link, self.host, self.port)
+        )
         try:
-            _, link = await asyncio.wait_for(
-                loop.create_connection(_Link, self.host, self.port), self.connect_timeout
-            )
+            _, link = await asyncio.wait_for(opening, self.connect_timeout)
         except (OSError, TimeoutError) as exc:
             self.connecting = None
             _fail(self.queued, RedisUnavailable(f"cannot connect to Redis: {exc}"))

@@ -42,12 +42,13 @@ def url_of(component: str, settings: Settings) -> str:
 def locations(settings: Settings, data: Path, found: Stores) -> str:
     """URLs of the components, where the data and logs are, which settings file is read."""
     redis_note = (
-        f"embedded, AOF on, data in {data / 'redis'}"
+        f"embedded, AOF on, data in {data / 'redis'}{also_on(found.redis_url, found.redis.url)}"
         if found.redis is not None
         else "external (REDIS_URL)"
     )
     postgres_note = (
         f"embedded, migrated, data in {data / 'postgres'}"
+        f"{also_on(found.database_url, found.postgres.url)}"
         if found.postgres is not None
         else "external (DATABASE_URL), migrated"
     )
@@ -65,6 +66,11 @@ def locations(settings: Settings, data: Path, found: Stores) -> str:
         ("Settings file", str(dotenv_path())),
     ]
     return "\n".join(f"  {label:<24}{value}" for label, value in rows)
+
+
+def also_on(used: str, tcp: str) -> str:
+    """Where tools reach an embedded store the components reach over its Unix socket."""
+    return f"; tools: {tcp}" if used != tcp else ""
 
 
 def secrets_section(settings: Settings) -> str:

@@ -33,7 +33,9 @@ class Child(ServerProcess):
     @classmethod
     def for_redis(cls, redis: EmbeddedRedis, env: dict[str, str]) -> Child:
         """The bundled redis-server; it writes its own log in its data directory."""
-        return cls("redis", redis.command(), env, redis.data_dir / "redis.log", probe_url=redis.url)
+        return cls(
+            "redis", redis.command(), env, redis.data_dir / "redis.log", probe_url=redis.local_url
+        )
 
     @classmethod
     def external_redis(cls, url: str) -> Child:
@@ -45,7 +47,7 @@ class Child(ServerProcess):
         """The bundled PostgreSQL (initialised on first use); SIGINT is its fast shutdown."""
         postgres.initialise()
         return cls(
-            "postgres", postgres.command(), env, postgres.log_path, probe_url=postgres.url,
+            "postgres", postgres.command(), env, postgres.log_path, probe_url=postgres.local_url,
             account=postgres.run_as, stop_signal=signal.SIGINT, cwd=postgres.data_dir,
         )  # fmt: skip
 
@@ -56,7 +58,7 @@ class Child(ServerProcess):
 
     def ready(self) -> bool:
         """True when the component answers its readiness probe."""
-        if self.probe_url.startswith("redis"):
+        if self.probe_url.startswith(("redis", "unix")):
             client = connect(self.probe_url)
             try:
                 return ping(client)

@@ -7,6 +7,7 @@ import redis as redis_py
 
 from devtools.embedded import EmbeddedRedis, free_port
 from gateway.config import GatewayConfig
+from gateway.fastredis import supports
 from shared.config import Settings
 from shared.exceptions import ConfigError
 
@@ -31,6 +32,36 @@ def test_rate_limit_is_shared_across_two_gateway_processes(
     assert statuses.count(200) == 6, statuses  # one budget for both, not 6 each
     assert statuses.count(429) == 4
     assert statuses[:6] == [200] * 6
+
+
+@pytest.mark.parametrize("query", ["", "?db=3"])
+def test_rate_limit_over_a_unix_socket_takes_the_fast_client(
+    start_gateway, start_upstream, tmp_path_factory: pytest.TempPathFactory, query: str
+) -> None:
+    """`make run` hands the gateway its Redis's Unix socket: the pipelined client speaks it."""
+    directory = tmp_path_factory.mktemp("redis-unix")  # short enough for a socket path
+    with EmbeddedRedis(directory, appendonly=False, unix_socket=True) as server:
+        url = server.local_url.replace("?db=0", query)
+        assert url.startswith("unix://") and supports(url)
+        upstream = start_upstream("sabong")
+        gateway = start_gateway(
+            REDIS_URL=url, GATEWAY_RATE_LIMIT="3", GATEWAY_SABONG_UPSTREAMS=upstream.address
+        )
+        statuses = [gateway.request("POST", SABONG_PATH, body=b"{}").status for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        database = int(query.removeprefix("?db=") or 0)
+        buckets = redis_py.Redis(port=server.port, db=database).keys("gw:*")
+        assert buckets == [b"gw:{127.0.0.1}:*"]
+
+
+def test_the_fast_client_takes_only_urls_it_speaks() -> None:
+    assert supports("redis://127.0.0.1:6379/0")
+    assert supports("unix:///var/run/redis.sock")
+    assert supports("unix:///var/run/redis.sock?db=2")
+    assert not supports("unix:///var/run/redis.sock?db=2&protocol=2")
+    assert not supports("unix:///var/run/redis.sock?db=x")
+    assert not supports("rediss://127.0.0.1:6379/0")
+    assert not supports("redis://127.0.0.1:6379/0?protocol=2")
 
 
 def test_rate_limit_keys_are_prefixed_and_hash_tagged_per_client(
