@@ -227,8 +227,10 @@ def test_an_issuance_waits_on_postgresql_once(
     partner: Partner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The token goes to Redis first, so the user's upsert needs no transaction around it:
-    # one statement, one round trip (no BEGIN, no COMMIT).
-    partner.issue(clientId="WARM-UP")  # the pool's first connection, prepared statements
+    # one statement, one round trip (no BEGIN, no COMMIT). Warm-up: each pooled connection
+    # (the pool hands them out in turn) prepares the statement on its first use.
+    for index in range(4):
+        partner.issue(clientId=f"WARM-UP-{index}")
     waits: list[object] = []
     original = PooledConnection.wait
 
@@ -237,9 +239,10 @@ def test_an_issuance_waits_on_postgresql_once(
         return original(self, gen, *args, **kwargs)
 
     monkeypatch.setattr(PooledConnection, "wait", counted)
-    assert partner.issue(clientId="ONE-TRIP")["isNewUser"] is True
-    assert partner.issue(clientId="ONE-TRIP")["isNewUser"] is False
-    assert len(waits) == 2
+    for client_id in ("ONE-TRIP", "TWO-TRIP"):
+        assert partner.issue(clientId=client_id)["isNewUser"] is True
+        assert partner.issue(clientId=client_id)["isNewUser"] is False
+    assert len(waits) == 4
 
 
 def test_every_issuance_is_audited(partner: Partner, db: Connection) -> None:

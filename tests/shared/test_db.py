@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
 
 from devtools.postgres import EmbeddedPostgres
+from shared import db as db_module
 from shared.db import Database, check_url, sqlalchemy_url
 from shared.exceptions import ConfigError, StoreUnavailable
 from tests.gevent_worker import run_patched
@@ -56,16 +60,85 @@ def test_a_statement_block_commits_each_statement_on_its_own(
     database.close()
 
 
-def test_fetch_one_keeps_one_cursor_per_connection(database_url: str) -> None:
+def prepared_here(conn: psycopg.Connection) -> list[str]:
+    """The statements this session holds prepared under fetch_one's names."""
+    rows = conn.execute(
+        "SELECT statement FROM pg_prepared_statements WHERE name LIKE 'partner_auth_%%'"
+        " ORDER BY prepare_time"
+    ).fetchall()
+    return [statement for (statement,) in rows]
+
+
+def test_fetch_one_prepares_a_statement_once_per_connection(database_url: str) -> None:
     database = Database(database_url, max_size=1)
     with database.statement() as conn:
-        assert conn.fetch_one("SELECT %s::int + 1", (1,)) == (2,)
-        kept = conn._kept_cursor
-        assert conn.fetch_one("SELECT 'x' WHERE false", ()) is None
+        for number in (1, 2, 3):
+            assert conn.fetch_one("SELECT %(n)s::int + %(n)s::int", {"n": number}) == (2 * number,)
+        assert conn.fetch_one("SELECT 'x' WHERE %s", (False,)) is None
+        assert prepared_here(conn) == ["SELECT $1::int + $1::int", "SELECT 'x' WHERE $1"]
+    database.close()
+
+
+# Parameters of every type the services send, each compared with psycopg's own cursor.
+SAME_AS_PSYCOPG = [
+    ("SELECT %(a)s::text, %(b)s::int, %(a)s::text", {"a": "ünï ✓", "b": 7}),
+    ("SELECT %s::numeric(20,2) + %s", (Decimal("10.10"), Decimal("-0.01"))),
+    ("SELECT %s::timestamptz, %s::bigint", (datetime(2026, 12, 5, 1, 2, 3, 4567, UTC), 2**40)),
+    ("SELECT %s::text IS NULL, %s::int", (None, 2**15)),
+    ("SELECT %s, %s::bytea", (True, b"\x00\xff")),
+    ("SELECT %(id)s::bigint, %(n)s::smallint", {"id": 1, "n": 3}),
+]
+
+
+@pytest.mark.parametrize(("query", "params"), SAME_AS_PSYCOPG)
+def test_fetch_one_gives_what_psycopgs_cursor_gives(
+    database_url: str, query: str, params: Any
+) -> None:
+    database = Database(database_url, max_size=1)
+    with database.statement() as conn:
+        expected = conn.cursor().execute(query, params).fetchone()
+        assert conn.fetch_one(query, params) == expected
+        assert conn.fetch_one(query, params) == expected  # prepared by now
+        assert len(prepared_here(conn)) == 1
+    database.close()
+
+
+def test_fetch_one_raises_psycopgs_errors_and_the_connection_goes_on(
+    database_url: str,
+) -> None:
+    database = Database(database_url, max_size=1)
     with database.statement() as conn:
         with pytest.raises(psycopg.errors.DivisionByZero):
-            conn.fetch_one("SELECT 1 / 0", ())
-        assert conn.fetch_one("SELECT %s::text", ("after an error",)) == ("after an error",)
+            conn.fetch_one("SELECT 1 / %s::int", (0,))
+        with pytest.raises(psycopg.errors.UndefinedTable):  # refused by PREPARE itself
+            conn.fetch_one("SELECT x FROM later WHERE x = %s", (1,))
+        conn.execute("CREATE TEMP TABLE later (x int PRIMARY KEY)")
+        insert = "INSERT INTO later VALUES (%s) RETURNING x"
+        assert conn.fetch_one(insert, (1,)) == (1,)
+        with pytest.raises(psycopg.errors.UniqueViolation) as refused:
+            conn.fetch_one(insert, (1,))
+        assert refused.value.diag.constraint_name == "later_pkey"
+        assert conn.fetch_one("SELECT x FROM later WHERE x = %s", (1,)) == (1,)
+        with pytest.raises(psycopg.ProgrammingError):
+            conn.fetch_one("CREATE TEMP TABLE norows (x int)", ())
+        assert conn.fetch_one("SELECT %s::text", ("after the errors",)) == ("after the errors",)
+    database.close()
+
+
+def test_what_fetch_one_cannot_prepare_goes_through_psycopgs_cursor(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(database_url, max_size=1)
+    with database.statement() as conn:
+        assert conn.fetch_one("SELECT 'a%%b', %s::int", (1,)) == ("a%b", 1)  # a literal %
+        with pytest.raises(psycopg.ProgrammingError):  # psycopg's own word on it
+            conn.fetch_one("SELECT %(missing)s", {})
+        kept = conn._kept_cursor
+        assert kept is not None
+        monkeypatch.setattr(db_module, "MAX_PREPARED_PER_CONNECTION", 2)
+        for number in range(4):
+            assert conn.fetch_one(f"SELECT {number} + %s::int", (1,)) == (number + 1,)
+        assert len(prepared_here(conn)) == 2  # the rest went through the kept cursor
         assert conn._kept_cursor is kept
     database.close()
 
