@@ -184,14 +184,14 @@ def parse_json(data: bytes, exact: bool = False) -> Any:
     is parsed digit for digit (`0.1` stays 0.1; `1e309` is a huge Decimal, not infinity,
     left for validation to refuse as over the maximum).
     """
-    parse_float: Callable[[str], Any] = Decimal if exact else _finite_float
+    decoder = _EXACT_DECODER if exact else _FLOAT_DECODER
     try:
-        value = json.loads(
-            data.decode("utf-8"), parse_constant=_reject_constant, parse_float=parse_float
-        )
+        value = decoder.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest() from None
-    if not _all_strings_are_unicode(value):
+    # Strict UTF-8 decoding lets no surrogate through: only a \u escape can make one, so a
+    # body without any needs no look at its strings.
+    if b"\\u" in data and not _all_strings_are_unicode(value):
         raise BadRequest()
     return value
 
@@ -266,6 +266,11 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError("number out of range")
     return value
+
+
+# Built once: json.loads with options builds a decoder and its scanner on every call.
+_FLOAT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_EXACT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=Decimal)
 
 
 def without_url_redirects(app: Flask) -> None:

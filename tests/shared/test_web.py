@@ -4,6 +4,7 @@ headers), each the same as Flask's own where it takes a shorter way."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from werkzeug.exceptions import BadHost
 from werkzeug.routing import MapAdapter
 from werkzeug.test import EnvironBuilder
 
-from shared.web import MAX_KEPT_HOSTS, ServiceFlask, ServiceResponse
+from shared.exceptions import BadRequest
+from shared.web import MAX_KEPT_HOSTS, ServiceFlask, ServiceResponse, parse_json
 
 
 def make_app(secret: str, *fallbacks: str) -> ServiceFlask:
@@ -146,3 +148,32 @@ def test_an_untouched_session_sets_no_cookie_and_a_read_one_varies_on_cookie() -
         response = client.get(path)
         assert response.headers.get("Vary") == vary
         assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name":"x\\ud800"}',  # a lone high surrogate
+        b'{"x\\udfff":1}',  # in a key
+        b'[["\\uDC00"]]',  # upper-case hex, nested
+        b'{"a":"\\\\","b":"\\ud83d"}',  # after an escaped backslash
+    ],
+)
+def test_a_lone_surrogate_escape_is_refused(body: bytes) -> None:
+    with pytest.raises(BadRequest):
+        parse_json(body)
+    with pytest.raises(BadRequest):
+        parse_json(body, exact=True)
+
+
+def test_escapes_that_make_real_characters_are_accepted() -> None:
+    assert parse_json(b'{"a":"\\u00e9\\ud83d\\ude00","b":"\\\\u0041"}') == {
+        "a": "é😀",
+        "b": "\\u0041",  # an escaped backslash, then the letters u0041
+    }
+    assert parse_json(b'{"amount":0.10}', exact=True) == {"amount": Decimal("0.10")}
+    assert parse_json(b'{"amount":0.10}') == {"amount": 0.1}
+    with pytest.raises(BadRequest):
+        parse_json(b'{"amount":NaN}')
+    with pytest.raises(BadRequest):
+        parse_json(b'{"amount":1e999}')
