@@ -37,8 +37,12 @@ MAX_SOCKET_PATH_BYTES = 107
 
 
 def fits_socket_path(path: Path) -> bool:
-    """True when `path` is short enough to bind a Unix socket at."""
-    return len(os.fsencode(path)) <= MAX_SOCKET_PATH_BYTES
+    """True when a Unix socket can be bound at `path` and named in both servers' settings:
+    short enough, and without whitespace, commas or quotes (Redis splits its arguments
+    on spaces; PostgreSQL's unix_socket_directories is a comma-separated list)."""
+    text = str(path)
+    plain = not any(char.isspace() or char in ",'\"" for char in text)
+    return plain and len(os.fsencode(text)) <= MAX_SOCKET_PATH_BYTES
 
 
 def free_port(host: str = "127.0.0.1") -> int:
