@@ -35,15 +35,18 @@ def supports(url: str) -> bool:
     """True for the plain single-server URLs this client speaks."""
     parts = urlsplit(url)
     if parts.scheme == "unix":
-        query = parse_qs(parts.query, keep_blank_values=True)
-        return bool(parts.path) and set(query) <= {"db"} and _is_db_number(query)
+        return bool(parts.path) and _unix_db(parts.query) is not None
     return parts.scheme == "redis" and not parts.query and bool(parts.hostname)
 
 
-def _is_db_number(query: dict[str, list[str]]) -> bool:
-    """A unix:// URL's `db` parameter: absent, or one database number."""
-    values = query.get("db", ["0"])
-    return len(values) == 1 and values[0].isdigit()
+def _unix_db(query: str) -> int | None:
+    """The database a unix:// URL's query names (0 when it names none); None when it has
+    any other parameter, or a `db` that is not one database number."""
+    fields = parse_qs(query, keep_blank_values=True)
+    values = fields.pop("db", ["0"])
+    if fields or len(values) != 1 or not values[0].isdigit():
+        return None
+    return int(values[0])
 
 
 def encode(*args: bytes | str | int) -> bytes:
@@ -72,7 +75,7 @@ class FastRedis:
         if self.socket_path is None:
             self.db = int(parts.path.strip("/") or 0)
         else:
-            self.db = int(parse_qs(parts.query).get("db", ["0"])[0])
+            self.db = _unix_db(parts.query) or 0  # only URLs `supports` takes come here
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.link: _Link | None = None
