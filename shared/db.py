@@ -115,12 +115,13 @@ _READY = {
 
 @dataclass(frozen=True)
 class ServerStatement:
-    """A query as the server prepares it: $n placeholders, and where each parameter goes
-    (`names` for a mapping of parameters, None for a sequence)."""
+    """A query as the server prepares it: $n placeholders, where each parameter goes
+    (`names` for a mapping of parameters, None for a sequence), and how psycopg picks
+    each one's format (`%s`: automatic)."""
 
     sql: bytes
     names: tuple[str, ...] | None
-    count: int
+    formats: tuple[PyFormat, ...]
 
     def values(self, params: Any) -> list[Any] | None:
         """The parameters in $n order; None when they do not match the placeholders."""
@@ -129,7 +130,7 @@ class ServerStatement:
                 return None
             return [params[name] for name in self.names]
         if isinstance(params, Sequence) and not isinstance(params, str | bytes):
-            return list(params) if len(params) == self.count else None
+            return list(params) if len(params) == len(self.formats) else None
         return None
 
 
@@ -153,7 +154,8 @@ def server_statement(query: str) -> ServerStatement | None:
     sql = _PLACEHOLDER.sub(number, query)
     if "%" in _PLACEHOLDER.sub("", query) or (names and positional):
         return None
-    return ServerStatement(sql.encode("utf-8"), tuple(names) if names else None, positional)
+    formats = (PyFormat.AUTO,) * (len(names) or positional)
+    return ServerStatement(sql.encode("utf-8"), tuple(names) if names else None, formats)
 
 
 # The checkout check below never waits (timeout 0), so the original select is safe under
@@ -207,7 +209,7 @@ class PooledConnection(psycopg.Connection[TupleRow]):
         if statement is None or values is None:
             return self._cursor_fetch_one(query, params)
         transformer = self._transformer
-        dumped = transformer.dump_sequence(values, [PyFormat.AUTO] * len(values))
+        dumped = transformer.dump_sequence(values, statement.formats)
         name = self._prepared_name(statement.sql, tuple(transformer.types or ()))
         if name is None:
             return self._cursor_fetch_one(query, params)
