@@ -19,6 +19,7 @@ from werkzeug.routing import MapAdapter
 from werkzeug.wsgi import get_host
 
 from .exceptions import BadRequest
+from .request_cycle import LeanCycleFlask
 from .responses import to_json
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class ServiceResponse(Response):
         return self.headers if has_length else super().get_wsgi_headers(environ)
 
 
-class ServiceFlask(Flask):
+class ServiceFlask(LeanCycleFlask):
     """Flask as both services use it: what Flask re-checks on every request is done once."""
 
     session_interface = CookieSessions()
