@@ -1,4 +1,5 @@
-"""The floor under the services' CPU per request: a bare Flask app served like them.
+"""The floor under the services' CPU per request: a bare app of the services' own Flask
+class (`ServiceFlask`, without their hooks), served like them.
 
 Served by the services' own gunicorn command line (worker class and all), each route
 makes the store calls of a partner endpoint through the services' own store code and
@@ -12,15 +13,14 @@ from __future__ import annotations
 import itertools
 import os
 
-from flask import Flask
-
 from services.sabong.wallet_store import WalletStore
 from shared.db import Database
 from shared.redis import command, connect
+from shared.web import ServiceFlask
 
 from .fixtures import wallet_client_id
 
-app = Flask(__name__)
+app = ServiceFlask(__name__)
 # Created in each worker (gunicorn loads the app after the fork); both connect lazily.
 _redis = connect(os.environ["REDIS_URL"])
 _wallets = WalletStore(Database(os.environ["DATABASE_URL"]))
