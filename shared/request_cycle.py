@@ -54,10 +54,9 @@ class LeanCycleFlask(Flask):
     - a signal is sent only when something is connected to it.
 
     A request whose contexts the test client keeps (`with client:`) goes Flask's way.
-    Paired on the services (`bench --ab`, 6 turns, 2026-12-05): Sabong `/healthz`
-    142 -> 125 us of CPU per request, credit-balance 557 -> 513, generate-auth-token
-    605 -> 578 (prototype). tests/shared/test_request_cycle.py checks each step against
-    Flask's own.
+    Paired on the services (`bench --ab`, 6 turns, 2026-12-05): 3.5-10 % less CPU per
+    request (README, "CPU per request"). tests/shared/test_request_cycle.py checks each
+    step against Flask's own.
     """
 
     def __init__(self, import_name: str) -> None:
