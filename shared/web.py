@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +96,25 @@ class ServiceResponse(Response):
             elif lowered in ("location", "content-location"):
                 return super().get_wsgi_headers(environ)
         return self.headers if has_length else super().get_wsgi_headers(environ)
+
+    def get_app_iter(self, environ: WSGIEnvironment) -> Iterable[bytes]:
+        # werkzeug wraps even a one-piece body in a generator and a ClosingIterator, whose
+        # close() closes the body and runs call_on_close callbacks: a list holding one
+        # bytes object, with no such callback, has nothing to encode or close.
+        body = self.response
+        status = self.status_code
+        if (
+            type(body) is list
+            and len(body) == 1
+            and type(body[0]) is bytes
+            and not self._on_close
+            and not self.direct_passthrough
+            and environ["REQUEST_METHOD"] != "HEAD"
+            and status >= 200
+            and status not in (204, 304)
+        ):
+            return body
+        return super().get_app_iter(environ)
 
 
 class ServiceFlask(LeanCycleFlask):

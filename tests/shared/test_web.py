@@ -138,6 +138,34 @@ def test_response_headers_are_those_werkzeug_sends(kind: str) -> None:
     assert response.get_wsgi_headers(environ).to_wsgi_list() == expected
 
 
+def bodies() -> Iterator[tuple[str, str, Response]]:
+    """(kind, method, response) for every way werkzeug's body pass goes."""
+    for method in ("GET", "HEAD"):
+        for kind, response in responses():
+            yield kind, method, response
+    yield "text", "GET", ServiceResponse("caf\u00e9", mimetype="text/plain")
+    yield "two pieces", "GET", ServiceResponse([b"a", b"b"])
+    yield "passthrough", "GET", ServiceResponse([b"x"], direct_passthrough=True)
+    closing = ServiceResponse(b"{}")
+    closing.call_on_close(lambda: None)
+    yield "on close", "GET", closing
+
+
+@pytest.mark.parametrize(("kind", "method"), [(kind, method) for kind, method, _ in bodies()])
+def test_response_bodies_are_those_werkzeug_sends(kind: str, method: str) -> None:
+    def fresh() -> Response:
+        return next(r for k, m, r in bodies() if (k, m) == (kind, method))
+
+    environ = EnvironBuilder(method=method, path="/").get_environ()
+    expected = Response.get_app_iter(fresh(), environ)
+    found = fresh().get_app_iter(environ)
+    assert list(found) == list(expected)
+    if kind in ("json", "created", "located", "text") and method == "GET":
+        assert type(found) is list  # the one-piece body goes out as it is
+    if kind == "on close":
+        assert not isinstance(found, list)  # its callback still runs at close()
+
+
 def test_an_untouched_session_sets_no_cookie_and_a_read_one_varies_on_cookie() -> None:
     app = make_app("k" * 32)
     app.add_url_rule("/plain", "plain", lambda: "plain")
