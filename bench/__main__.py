@@ -204,7 +204,8 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
     if floors:
         print(
             "\nEach endpoint over its floor row (bench/floor_app.py: its store round trips alone,"
-            " on a bare Flask app\nserved like the services); the rest is what the service adds:"
+            " on a bare\nServiceFlask app served like the services); the rest is what the service"
+            " adds:"
         )
         print(floors)
     print("\nSPEC section 6 targets:")
