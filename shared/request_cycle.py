@@ -68,7 +68,7 @@ class LeanCycleFlask(Flask):
         if "werkzeug.debug.preserve_context" in environ:
             return super().wsgi_app(environ, start_response)
         ctx = self.request_context(environ)
-        app_ctx, app_token = self._enter_app_context()
+        app_token = self._enter_app_context()
         request_token = _cv_request.set(ctx)
         error: BaseException | None = None
         try:
@@ -85,18 +85,18 @@ class LeanCycleFlask(Flask):
         finally:
             if error is not None and self.should_ignore_error(error):
                 error = None
-            self._leave(ctx, error, request_token, app_ctx, app_token)
+            self._leave(ctx, error, request_token, app_token)
 
-    def _enter_app_context(self) -> tuple[AppContext | None, Token[AppContext] | None]:
-        """A new app context, unless one of this app is already active (Flask then uses it)."""
+    def _enter_app_context(self) -> Token[AppContext] | None:
+        """A new app context (the token that unsets it), unless one of this app is already
+        active: Flask then uses that one, and None is returned."""
         active = _cv_app.get(None)
         if active is not None and active.app is self:
-            return None, None
-        app_ctx = self.app_context()
-        token = _cv_app.set(app_ctx)
+            return None
+        token = _cv_app.set(self.app_context())
         if appcontext_pushed.receivers:
             appcontext_pushed.send(self, _async_wrapper=self.ensure_sync)
-        return app_ctx, token
+        return token
 
     def _open_session_and_match(self, ctx: RequestContext) -> None:
         """The end of `RequestContext.push`: the session, then the URL match."""
@@ -112,7 +112,6 @@ class LeanCycleFlask(Flask):
         ctx: RequestContext,
         error: BaseException | None,
         request_token: Token[RequestContext],
-        app_ctx: AppContext | None,
         app_token: Token[AppContext] | None,
     ) -> None:
         """`RequestContext.pop` and `AppContext.pop`: teardown, then the contexts unset."""
@@ -124,7 +123,7 @@ class LeanCycleFlask(Flask):
         finally:
             _cv_request.reset(request_token)
             ctx.request.environ["werkzeug.request"] = None  # no cycle left for the GC
-            if app_ctx is not None and app_token is not None:
+            if app_token is not None:  # this request made its app context
                 try:
                     self.do_teardown_appcontext(error)
                 finally:
