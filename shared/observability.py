@@ -314,6 +314,8 @@ TALLY_FLUSH_SECONDS = 1.0
 # This process's request tallies, by service; one lock for them all, because gthread
 # workers count from many threads (under gevent it is never contended).
 _request_tallies: dict[str, RequestTally] = {}
+# Events of hot paths (money moved, tokens issued), by counter and label values.
+_event_counts: dict[tuple[Counter, tuple[str, ...]], int] = {}
 _tallies_lock = threading.Lock()
 _flusher_started = False  # in this process (reset in a forked child)
 
@@ -332,25 +334,53 @@ def record_request(service: str, route: str, method: str, status: int, seconds: 
     access.write(request_id_var.get(), route, method, status, seconds)
 
 
+def count_event(counter: Counter, *labels: str) -> None:
+    """Add one to `counter` (with these label values) at the next tally flush.
+
+    For the counters of hot paths: prometheus_client's `labels().inc()` takes about 3 us
+    with a metrics directory (a lock and a shared-file write), this about 0.2 us.
+    """
+    key = (counter, labels)
+    with _tallies_lock:
+        _event_counts[key] = _event_counts.get(key, 0) + 1
+        start = _claim_flusher()
+    if start:
+        _start_flusher()
+
+
 def flush_request_tallies() -> None:
-    """Fold this process's request tallies into the Prometheus metrics (about once a
-    second, before each `/metrics` answer, and when a gunicorn worker exits)."""
+    """Fold this process's request and event tallies into the Prometheus metrics (about
+    once a second, before each `/metrics` answer, and when a gunicorn worker exits)."""
+    global _event_counts
     with _tallies_lock:
         for tally in _request_tallies.values():
             tally.flush()
+        events, _event_counts = _event_counts, {}
+        for (counter, labels), count in events.items():
+            (counter.labels(*labels) if labels else counter).inc(count)
 
 
 def _new_request_tally(service: str) -> RequestTally:
     """The tally of `service` in this process, and the process's flusher once."""
-    global _flusher_started
     with _tallies_lock:
         tally = _request_tallies.setdefault(service, RequestTally(service))
-        start, _flusher_started = not _flusher_started, True
+        start = _claim_flusher()
     if start:
-        # A daemon thread (a greenlet under gevent): it never holds up a worker's exit,
-        # where gunicorn_hooks.worker_exit makes the last flush.
-        threading.Thread(target=_flush_tallies_forever, name="tally-flush", daemon=True).start()
+        _start_flusher()
     return tally
+
+
+def _claim_flusher() -> bool:
+    """Whether the caller is the first in this process to need the flusher (hold the lock)."""
+    global _flusher_started
+    start, _flusher_started = not _flusher_started, True
+    return start
+
+
+def _start_flusher() -> None:
+    # A daemon thread (a greenlet under gevent): it never holds up a worker's exit, where
+    # gunicorn_hooks.worker_exit makes the last flush.
+    threading.Thread(target=_flush_tallies_forever, name="tally-flush", daemon=True).start()
 
 
 def _flush_tallies_forever() -> None:
@@ -367,6 +397,7 @@ def _forget_tallies_in_child() -> None:
     child starts its own flusher on its first request."""
     global _tallies_lock, _flusher_started
     _request_tallies.clear()
+    _event_counts.clear()
     _tallies_lock = threading.Lock()  # it may have been held by another thread at the fork
     _flusher_started = False
 
@@ -383,6 +414,8 @@ def init_flask(app: Flask, service: str, metrics_allow: tuple[Network, ...] | No
     from flask import Response as FlaskResponse
     from flask import abort, request
 
+    from .request_cycle import current_request
+
     allowed = (
         parse_networks(METRICS_ALLOW_SETTING, DEFAULT_METRICS_ALLOW)
         if metrics_allow is None
@@ -392,14 +425,13 @@ def init_flask(app: Flask, service: str, metrics_allow: tuple[Network, ...] | No
 
     @app.before_request
     def _start() -> None:
-        environ = request.environ
+        environ = current_request().environ
         environ[started_key] = time.perf_counter()
         request_id_var.set(new_request_id(environ.get("HTTP_X_REQUEST_ID")))
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        # One context look-up instead of one per attribute.
-        current = request._get_current_object()  # type: ignore[attr-defined]
+        current = current_request()  # one look-up instead of one per attribute
         request_id = request_id_var.get()
         response.headers[REQUEST_ID_HEADER] = request_id
         # The route pattern, never the path: paths such as /login/<token> carry secrets.

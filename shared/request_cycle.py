@@ -20,6 +20,7 @@ from flask.signals import (
     request_started,
     request_tearing_down,
 )
+from flask.wrappers import Request
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -28,6 +29,20 @@ Hook = Callable[..., Any]
 _NOT_GIVEN: Any = object()  # do_teardown_request's "the exception being handled"
 # Where a request's hooks are kept on its RequestContext (the URL match does not change).
 _HOOKS_ATTRIBUTE = "lean_cycle_hooks"
+
+
+def current_request() -> Request:
+    """The request being handled, as `flask.request` names it, in one look-up.
+
+    Each attribute read through the `flask.request` proxy looks the request up again
+    (about 1 us each on the bench machine); hot paths read it once with this.
+    """
+    return _cv_request.get().request
+
+
+def current_flask_app() -> Flask:
+    """The app handling the current request or app context, as `flask.current_app`."""
+    return _cv_app.get().app
 
 
 @dataclass(frozen=True)
@@ -142,6 +157,17 @@ class LeanCycleFlask(Flask):
         except Exception as e:
             rv = self.handle_user_exception(e)
         return self.finalize_request(rv)
+
+    def dispatch_request(self) -> Any:
+        """Flask's `dispatch_request`, reading the request without the proxy."""
+        req = _cv_request.get().request
+        if req.routing_exception is not None:
+            self.raise_routing_exception(req)
+        rule: Any = req.url_rule
+        if getattr(rule, "provide_automatic_options", False) and req.method == "OPTIONS":
+            return self.make_default_options_response()
+        view_args: Any = req.view_args
+        return self.ensure_sync(self.view_functions[rule.endpoint])(**view_args)
 
     def finalize_request(self, rv: Any, from_error_handler: bool = False) -> Response:
         response = self.make_response(rv)

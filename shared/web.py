@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +15,11 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, Se
 from flask.wrappers import Request
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.datastructures import Headers
-from werkzeug.routing import MapAdapter
+from werkzeug.routing import MapAdapter, Rule
 from werkzeug.wsgi import get_host
 
 from .exceptions import BadRequest
-from .request_cycle import LeanCycleFlask
+from .request_cycle import LeanCycleFlask, current_flask_app, current_request
 from .responses import to_json
 
 if TYPE_CHECKING:
@@ -77,6 +77,71 @@ def _wsgi_string(environ: WSGIEnvironment, name: str) -> str | None:
     return None if value is None else value.encode("latin-1").decode(errors="replace")
 
 
+class ServiceRequest(Request):
+    """Flask's request, reading the app's body-size limit without the `current_app` proxy
+    (Flask's property looks the app up twice, on every body read)."""
+
+    @property
+    def max_content_length(self) -> int | None:
+        """Flask's own rule: this request's limit if set, else the app's MAX_CONTENT_LENGTH."""
+        if self._max_content_length is not None:
+            return self._max_content_length
+        try:
+            app = current_flask_app()
+        except LookupError:  # no app context: werkzeug's default, as Flask
+            return super(Request, self).max_content_length
+        limit: int | None = app.config["MAX_CONTENT_LENGTH"]
+        return limit
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
+
+
+class StaticRouteAdapter(MapAdapter):
+    """werkzeug's URL adapter, which remembers what a path matched when the rule is that
+    very path, with no variable parts: the next request for it skips werkzeug's matcher.
+
+    Only a successful match is kept, so redirects, 404 and 405 go werkzeug's way each
+    time. A rule without variables always matches its path, with empty view arguments, so
+    the kept answer is the matcher's own; the routes cannot change once the first request
+    is served (Flask refuses new rules then), and there are at most rules x methods paths.
+    """
+
+    def __init__(self, kept: dict[tuple[str, str], Rule], *args: Any) -> None:
+        super().__init__(*args)
+        self._kept = kept
+
+    def match(
+        self,
+        path_info: str | None = None,
+        method: str | None = None,
+        return_rule: bool = False,
+        query_args: Mapping[str, Any] | str | None = None,
+        websocket: bool | None = None,
+    ) -> tuple[Any, Mapping[str, Any]]:
+        """MapAdapter.match; the request's own path and method as Flask asks are kept."""
+        asked_otherwise = (path_info, method, query_args, websocket) != (None, None, None, None)
+        if not return_rule or asked_otherwise or self.websocket:
+            # werkzeug overloads match() on return_rule's literal value; this passes it on.
+            asked: tuple[Any, Mapping[str, Any]] = super().match(
+                path_info,
+                method,
+                return_rule,
+                query_args,
+                websocket,  # type: ignore[call-overload]
+            )
+            return asked
+        key = (self.path_info, self.default_method.upper())
+        rule = self._kept.get(key)
+        if rule is not None:
+            return rule, {}  # a new dict: url value preprocessors may change it
+        found, view_args = super().match(return_rule=True)
+        if not view_args and not found.arguments and found.rule == self.path_info:
+            self._kept[key] = found
+        return found, view_args
+
+
 class ServiceResponse(Response):
     """Flask's response, sent with its own headers when werkzeug would only copy them."""
 
@@ -121,12 +186,14 @@ class ServiceFlask(LeanCycleFlask):
     """Flask as both services use it: what Flask re-checks on every request is done once."""
 
     session_interface = CookieSessions()
+    request_class = ServiceRequest
     response_class = ServiceResponse
 
     def __init__(self, import_name: str) -> None:
         super().__init__(import_name)
         self._synchronous: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._server_names: dict[str, str] = {}  # Host header -> the adapter's server name
+        self._static_routes: dict[tuple[str, str], Rule] = {}  # see StaticRouteAdapter
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
         """Flask's URL adapter for a request, made in one pass over the environ.
@@ -151,7 +218,8 @@ class ServiceFlask(LeanCycleFlask):
         request.host = host  # as Flask sets it (a cached property)
         script_name = _wsgi_string(environ, "SCRIPT_NAME")
         path_info = _wsgi_string(environ, "PATH_INFO")
-        return MapAdapter(
+        return StaticRouteAdapter(
+            self._static_routes,
             self.url_map,
             server_name,
             "/" if script_name is None else script_name,
@@ -188,7 +256,7 @@ def json_response(body: Any, status: int, headers: dict[str, str] | None = None)
 
 def raw_body() -> bytes:
     """The request body exactly as received (cached, so signatures see the same bytes)."""
-    return request.get_data(cache=True)
+    return current_request().get_data(cache=True)
 
 
 def parse_json(data: bytes, exact: bool = False) -> Any:

@@ -7,12 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from flask import Flask, current_app
+from flask import Flask
 
 from shared.config import Settings
 from shared.db import Database, database_from_settings
 from shared.exceptions import ConfigError
 from shared.redis import connect
+from shared.request_cycle import current_flask_app
 from shared.signing import SIGNATURE_WINDOW_SECONDS
 from shared.web import origin_of
 
@@ -71,7 +72,7 @@ def build_runtime(settings: Settings) -> Runtime:
 
 def runtime() -> Runtime:
     """The current app's Runtime."""
-    value: Runtime = current_app.extensions[EXTENSION]
+    value: Runtime = current_flask_app().extensions[EXTENSION]
     return value
 
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import request
+from flask import Request
 
 from shared import signing
-from shared.web import raw_body
+from shared.request_cycle import current_request
 
 BODYLESS_METHODS = frozenset({"GET", "HEAD"})
 
 
-def signed_payload() -> bytes:
+def signed_payload(request: Request) -> bytes:
     """What the partner signed: the raw body, or for GET the canonical query string."""
     if request.method in BODYLESS_METHODS:
         return signing.canonical_query(request.args.items(multi=True)).encode("utf-8")
     # The raw bytes as received: re-serialised JSON would differ in spacing and escapes.
-    return raw_body()
+    return request.get_data(cache=True)
 
 
 def authenticate(secrets: Sequence[str], now: float) -> str:
@@ -25,12 +25,14 @@ def authenticate(secrets: Sequence[str], now: float) -> str:
 
     Raises SignatureRejected. The path is signed without its query string.
     """
+    request = current_request()
+    headers = request.headers
     return signing.verify(
         secrets,
         request.method,
         request.path,
-        request.headers.get("x-timestamp"),
-        request.headers.get("x-signature"),
-        signed_payload(),
+        headers.get("x-timestamp"),
+        headers.get("x-signature"),
+        signed_payload(request),
         now=now,
     )

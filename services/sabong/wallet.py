@@ -7,7 +7,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from shared.exceptions import BadRequest, StoreUnavailable, ValidationFailed
-from shared.observability import WALLET_REFUSALS, WALLET_REPLAYS, WALLET_TRANSACTIONS
+from shared.observability import (
+    WALLET_REFUSALS,
+    WALLET_REPLAYS,
+    WALLET_TRANSACTIONS,
+    count_event,
+)
 from shared.timestamps import iso_utc, utc_datetime
 from shared.web import parse_json_object
 
@@ -69,7 +74,7 @@ def post_money(
     posted = with_replay_release(
         rt, signature, client_key, lambda: WalletStore(rt.database).post(posting)
     )
-    (WALLET_REPLAYS if posted.replayed else WALLET_TRANSACTIONS).labels(kind).inc()
+    count_event(WALLET_REPLAYS if posted.replayed else WALLET_TRANSACTIONS, kind)
     return posted
 
 

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import cast
 
-from flask import Flask, current_app
+from flask import Flask
 
 from shared import redis as shared_redis
 from shared.config import Settings
 from shared.db import Database, database_from_settings
 from shared.exceptions import ConfigError
+from shared.request_cycle import current_flask_app
 from shared.tokens import TokenType
 
 from .account_store import AccountStore
@@ -125,7 +126,7 @@ def scrypt_params(settings: Settings) -> ScryptParams:
 
 def runtime() -> Runtime:
     """The Runtime of the app serving this request."""
-    return cast(Runtime, current_app.extensions[EXTENSION])
+    return cast(Runtime, current_flask_app().extensions[EXTENSION])
 
 
 def set_clock(app: Flask, clock: Clock) -> None:

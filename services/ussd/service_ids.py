@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared.observability import SERVICE_IDS_ISSUED
+from shared.observability import SERVICE_IDS_ISSUED, count_event
 from shared.timestamps import iso_utc, utc_datetime
 
 from .accounts import public_user
@@ -47,7 +47,7 @@ def generate_service_id(ctx: Runtime, login: LoginClaims) -> str:
     )
     if not issued:
         raise LoginTokenInvalid()
-    SERVICE_IDS_ISSUED.inc()
+    count_event(SERVICE_IDS_ISSUED)
     return issue_service_id(ctx, service_id, now=now)
 
 

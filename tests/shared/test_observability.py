@@ -250,3 +250,53 @@ def test_a_forked_child_never_flushes_its_parents_counts() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert "forked-unit" in observability._request_tallies  # the parent still has its own
+
+
+def test_counted_events_reach_the_metrics_as_inc_would_put_them() -> None:
+    counter = observability.WALLET_REFUSALS  # a labelled counter the tests may move
+    unlabelled = observability.LOGIN_TOKENS_ISSUED
+    labels = {"type": "credit", "reason": "event-unit"}
+    before = REGISTRY.get_sample_value("sabong_login_tokens_issued_total") or 0.0
+    for _ in range(3):
+        observability.count_event(counter, "credit", "event-unit")
+    observability.count_event(unlabelled)
+    # The registry itself, not render_metrics(), which would flush first; the background
+    # flusher may already have run, so only the total after a flush is certain.
+    observability.flush_request_tallies()
+    observability.flush_request_tallies()  # a second flush adds nothing more
+    assert REGISTRY.get_sample_value("sabong_wallet_refusals_total", labels) == 3
+    assert REGISTRY.get_sample_value("sabong_login_tokens_issued_total") == before + 1
+
+
+def test_events_counted_by_any_thread_all_reach_the_metrics() -> None:
+    """No event is lost when many threads count at once while the tallies are flushed."""
+    per_thread, threads = 2000, 8
+    labels = {"type": "debit", "reason": "threaded-event"}
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    counting = threading.Event()
+
+    def count() -> None:
+        for _ in range(per_thread):
+            observability.count_event(observability.WALLET_REFUSALS, "debit", "threaded-event")
+
+    def flush_meanwhile() -> None:
+        while counting.is_set():
+            observability.flush_request_tallies()
+
+    try:
+        counting.set()
+        flusher = threading.Thread(target=flush_meanwhile)
+        flusher.start()
+        workers = [threading.Thread(target=count) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        counting.clear()
+        flusher.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+    observability.flush_request_tallies()
+    total = REGISTRY.get_sample_value("sabong_wallet_refusals_total", labels)
+    assert total == per_thread * threads

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from flask import Flask, Response, session
+from flask import Flask, Response, current_app, request, session
 from flask.wrappers import Request
 from itsdangerous import BadSignature
 from werkzeug.exceptions import BadHost
@@ -16,7 +16,15 @@ from werkzeug.routing import MapAdapter
 from werkzeug.test import EnvironBuilder
 
 from shared.exceptions import BadRequest
-from shared.web import MAX_KEPT_HOSTS, ServiceFlask, ServiceResponse, parse_json
+from shared.request_cycle import current_flask_app, current_request
+from shared.web import (
+    MAX_KEPT_HOSTS,
+    ServiceFlask,
+    ServiceRequest,
+    ServiceResponse,
+    parse_json,
+    raw_body,
+)
 
 
 def make_app(secret: str, *fallbacks: str) -> ServiceFlask:
@@ -205,3 +213,118 @@ def test_escapes_that_make_real_characters_are_accepted() -> None:
         parse_json(b'{"amount":NaN}')
     with pytest.raises(BadRequest):
         parse_json(b'{"amount":1e999}')
+
+
+def routed_app() -> ServiceFlask:
+    """Static, variable, trailing-slash and method-restricted routes."""
+    app = ServiceFlask(__name__)
+    app.add_url_rule("/api/v1/credit-balance", "credit", lambda: "c", methods=["POST"])
+    app.add_url_rule("/healthz", "health", lambda: "h")
+    app.add_url_rule("/items/<int:item>", "item", lambda item: str(item))
+    app.add_url_rule("/folder/", "folder", lambda: "f")
+    app.add_url_rule("/login/<token>", "login", lambda token: token, methods=["GET", "POST"])
+    return app
+
+
+ROUTED_REQUESTS = [
+    ("POST", "/api/v1/credit-balance"), ("post", "/api/v1/credit-balance"),
+    ("GET", "/api/v1/credit-balance"), ("OPTIONS", "/api/v1/credit-balance"),
+    ("GET", "/healthz"), ("HEAD", "/healthz"), ("DELETE", "/healthz"),
+    ("GET", "/items/7"), ("GET", "/items/x"), ("GET", "/folder"), ("GET", "/folder/"),
+    ("GET", "//healthz"), ("GET", "/healthz/"), ("GET", "/HEALTHZ"), ("POST", "/login/abc"),
+    ("GET", "/nowhere"),
+]  # fmt: skip
+
+
+def match_outcome(adapter: MapAdapter | None) -> tuple[Any, ...]:
+    """What a match gives: the rule and its arguments, or the exception and its target."""
+    assert adapter is not None
+    try:
+        rule, view_args = adapter.match(return_rule=True)
+    except Exception as e:  # werkzeug's HTTPExceptions and RequestRedirect
+        return type(e).__name__, getattr(e, "new_url", None), getattr(e, "valid_methods", None)
+    return rule, dict(view_args)
+
+
+def test_url_matches_are_werkzeugs_the_first_time_and_every_time_after() -> None:
+    app = routed_app()
+    for _ in range(3):  # the first pass finds; the later ones read what was kept
+        for method, path in ROUTED_REQUESTS:
+            environ = environ_of("localhost", path, method=method)
+            ours = match_outcome(app.create_url_adapter(Request(environ)))
+            werkzeugs = match_outcome(Flask.create_url_adapter(app, Request(environ)))
+            assert ours == werkzeugs, (method, path)
+    kept = {(path, method) for path, method in app._static_routes}
+    assert kept == {
+        ("/api/v1/credit-balance", "POST"), ("/api/v1/credit-balance", "OPTIONS"),
+        ("/healthz", "GET"), ("/healthz", "HEAD"), ("/folder/", "GET"),
+    }  # fmt: skip
+
+
+def test_a_kept_match_hands_out_fresh_view_arguments() -> None:
+    app = routed_app()
+    environ = environ_of("localhost", "/healthz")
+    for _ in range(2):
+        adapter = app.create_url_adapter(Request(environ))
+        assert adapter is not None
+        _, view_args = adapter.match(return_rule=True)
+        assert view_args == {}
+        view_args["changed"] = "by a url value preprocessor"  # type: ignore[index]
+
+
+def test_method_and_path_flooding_keeps_the_kept_routes_bounded() -> None:
+    app = routed_app()
+    for number in range(300):
+        method = "".join(c.upper() if number >> i & 1 else c for i, c in enumerate("post"))
+        for path in ("/api/v1/credit-balance", f"/items/{number}", f"/x{number}"):
+            app.create_url_adapter(Request(environ_of("localhost", path, method=method)))
+            adapter = app.create_url_adapter(Request(environ_of("localhost", path, method=method)))
+            match_outcome(adapter)
+    assert set(app._static_routes) == {("/api/v1/credit-balance", "POST")}
+
+
+def test_explicit_match_arguments_go_werkzeugs_way() -> None:
+    app = routed_app()
+    adapter = app.create_url_adapter(Request(environ_of("localhost", "/healthz")))
+    assert adapter is not None
+    assert adapter.match("/items/3", "GET") == ("item", {"item": 3})
+    assert adapter.match() == ("health", {})
+    assert not app._static_routes  # only what Flask asks for the request itself is kept
+
+
+@pytest.mark.parametrize("limit", [None, 64])
+def test_the_body_limit_is_the_one_flask_reads(limit: int | None) -> None:
+    app = ServiceFlask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = limit
+    environ = environ_of("localhost", "/upload", method="POST", data=b"x" * 100)
+    with app.app_context():
+        assert ServiceRequest(environ).max_content_length == Request(environ).max_content_length
+        ours, flasks = ServiceRequest(environ), Request(environ)
+        ours.max_content_length = flasks.max_content_length = 10  # Flask 3.1's per request
+        assert ours.max_content_length == flasks.max_content_length == 10
+    assert ServiceRequest(environ).max_content_length == Request(environ).max_content_length
+
+
+def test_a_body_over_the_limit_is_refused_with_413() -> None:
+    app = ServiceFlask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 64
+    app.add_url_rule("/upload", "upload", lambda: str(len(raw_body())), methods=["POST"])
+    client = app.test_client()
+    assert client.post("/upload", data=b"x" * 64).get_data() == b"64"
+    assert client.post("/upload", data=b"x" * 65).status_code == 413
+
+
+def test_current_request_and_app_are_what_the_proxies_name() -> None:
+    app = ServiceFlask(__name__)
+    seen: list[bool] = []
+
+    def view() -> str:
+        seen.append(current_request() is request._get_current_object())  # type: ignore[attr-defined]
+        seen.append(current_flask_app() is current_app._get_current_object())  # type: ignore[attr-defined]
+        return "ok"
+
+    app.add_url_rule("/", "view", view)
+    assert app.test_client().get("/").status_code == 200
+    assert seen == [True, True]
+    with pytest.raises(LookupError):
+        current_request()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from shared.observability import LOGIN_TOKENS_ISSUED
+from shared.observability import LOGIN_TOKENS_ISSUED, count_event
 from shared.responses import sabong_body
 from shared.web import json_response, raw_body
 
@@ -22,5 +22,5 @@ def generate_auth_token() -> Response:
     current = now()
     signature = authenticate(rt.client_secrets, current)
     data = issue(rt.users, rt.store, raw_body(), signature, current, rt.login_base_url)
-    LOGIN_TOKENS_ISSUED.inc()
+    count_event(LOGIN_TOKENS_ISSUED)
     return json_response(sabong_body("success", "Auth token generated successfully", data), 200)

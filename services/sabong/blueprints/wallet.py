@@ -5,8 +5,9 @@ answer through errors.py."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
+from shared.request_cycle import current_request
 from shared.responses import sabong_body
 from shared.web import json_response, raw_body
 
@@ -27,7 +28,7 @@ SUCCESS_MESSAGES = {
 
 def query_args() -> dict[str, str]:
     """The query parameters (the first value of a repeated one)."""
-    return request.args.to_dict(flat=True)
+    return current_request().args.to_dict(flat=True)
 
 
 @bp.get("/api/v1/get-balance")
