@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from gevent.pywsgi import OldMessage, format_date_time
@@ -67,6 +68,65 @@ class ServiceServer(PyWSGIServer):  # type: ignore[misc]
     max_accept = 1
 
 
+class RequestHeaders(OldMessage):  # type: ignore[misc]
+    """gevent's request header fields, found by name through an index.
+
+    gevent's type is the email package's Message, which finds a field by lower-casing
+    every stored name on every look-up; a request is looked up about a dozen times
+    (gevent, check_framing): 112 `str.lower` calls for one of 7 fields. Here the fields
+    are indexed by lower-case name, and the index is made again whenever the field list
+    changes behind it (every Message method that edits fields adds, removes or reassigns
+    them, except `replace_header`, which is overridden). Values come back as Message's
+    own would: read as latin-1, a value holds no surrogate for its policy to rewrite.
+    With `_headers` below, the bare server handles a request of 6 fields in 256k
+    instructions instead of 314k (callgrind).
+    """
+
+    def __init__(self, fields: list[tuple[str, str]] | None = None) -> None:
+        """Headers holding `fields`, (name, value) pairs in the order they were read."""
+        super().__init__()
+        self._by_name: dict[str, list[str]] = {}
+        self._indexed: tuple[list[tuple[str, str]] | None, int] = (None, 0)
+        if fields:
+            self._headers = fields
+
+    def _index(self) -> dict[str, list[str]]:
+        """Lower-case name -> the values of its fields, in order."""
+        fields: list[tuple[str, str]] = self._headers
+        indexed, count = self._indexed
+        if indexed is not fields or count != len(fields):
+            by_name: dict[str, list[str]] = {}
+            for name, value in fields:
+                by_name.setdefault(name.lower(), []).append(value)
+            self._by_name = by_name
+            self._indexed = (fields, len(fields))
+        return self._by_name
+
+    def __setitem__(self, name: str, value: str) -> None:
+        index = self._index()
+        self._headers.append((name, value))
+        index.setdefault(name.lower(), []).append(value)
+        self._indexed = (self._headers, len(self._headers))
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        values = self._index().get(name.lower())
+        return failobj if values is None else values[0]
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        values = self._index().get(name.lower())
+        return failobj if values is None else list(values)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index()
+
+    def replace_header(self, name: str, value: str) -> None:
+        super().replace_header(name, value)
+        self._indexed = (None, 0)  # a value changed in place: index again
+
+
 class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
     """gevent's request handler with gunicorn's limits, strict framing and quiet logs."""
 
@@ -108,6 +168,17 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
         """The request's header fields, read strictly (gevent's default is the email parser:
         lenient, and about 87 us per request of 7 fields on the bench machine, against 12)."""
         return read_header_block(fp, self.max_fields, self.max_field_size)
+
+    def _headers(self) -> Iterator[tuple[str, str]]:
+        """gevent's HTTP_* environ entries, from the fields as read (gevent writes each
+        field out as a line and splits it again). The reader refuses folded lines, the
+        one case where gevent's line-by-line reading differs."""
+        for name, value in self.headers.raw_items():
+            if "_" in name:  # as gevent: a name with "_" would pass for one with "-"
+                continue
+            key = name.replace("-", "_").upper()
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                yield "HTTP_" + key, value.strip()
 
     def finalize_headers(self) -> None:
         """gevent's response headers, with a Date made once a second, plus `Connection:
@@ -183,7 +254,7 @@ def read_header_block(fp: Any, max_fields: int, max_field_size: int) -> OldMessa
     too many or too long fields, a name that is not a token (which also refuses obsolete
     line folding and whitespace before the colon), a control character in a value, a
     malformed or repeated framing header (check_framing)."""
-    headers = OldMessage()
+    fields: list[tuple[str, str]] = []
     while True:
         line = fp.readline(max_field_size + 3)  # the field, CRLF, and one byte to tell
         if line in (b"\r\n", b"\n"):
@@ -194,9 +265,10 @@ def read_header_block(fp: Any, max_fields: int, max_field_size: int) -> OldMessa
         value = value.rstrip(b"\r\n").strip(b" \t")
         if not colon or not HEADER_NAME.fullmatch(name) or FORBIDDEN_IN_VALUE.search(value):
             raise RefusedRequest("malformed header field")
-        if len(headers) >= max_fields:
+        if len(fields) >= max_fields:
             raise RefusedRequest("too many header fields")
-        headers[name.decode("latin-1")] = value.decode("latin-1")
+        fields.append((name.decode("latin-1"), value.decode("latin-1")))
+    headers = RequestHeaders(fields)
     check_framing(headers)
     return headers
 

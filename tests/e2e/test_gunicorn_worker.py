@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from gevent.pywsgi import format_date_time
+from gevent.pywsgi import OldMessage, WSGIHandler, format_date_time
 
 from devtools.embedded import free_port
 from devtools.processes import running, served
@@ -23,6 +25,8 @@ from scripts.gunicorn_worker import (
     BAD_REQUEST,
     ONE_SEND_MAX_BODY,
     RefusedRequest,
+    RequestHeaders,
+    ServiceHandler,
     UnmetExpectation,
     http_date,
     read_header_block,
@@ -104,6 +108,68 @@ def test_the_limits_themselves_are_accepted() -> None:
     longest = b"X-A: " + b"a" * (MAX_FIELD_SIZE - 5) + b"\r\n"
     most = b"".join(b"X-%d: v\r\n" % i for i in range(MAX_FIELDS - 1))
     assert len(read_block(longest + most + b"\r\n")) == MAX_FIELDS
+
+
+HEADER_BLOCKS = [
+    b"Host: a\r\n\r\n",
+    b"Host: svc\r\nContent-Type: application/json\r\ncontent-length: 12\r\n"
+    b"X-Timestamp: 1\r\nx-signature: ab\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n",
+    b"Cookie: a=1\r\nX-A: one\r\ncookie: b=2\r\nX-a: two\r\nX_Under: hidden\r\n\r\n",
+    b"X-Latin: caf\xe9\xa0\r\nX-Empty:\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    b"Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+]
+LOOKED_UP = [
+    "host", "HOST", "Content-Type", "content-length", "x-timestamp", "X-SIGNATURE", "cookie",
+    "x-a", "x_under", "x-latin", "x-empty", "connection", "transfer-encoding", "expect",
+    "missing", "x-new", "X-Added", "x-raw",
+]  # fmt: skip
+
+
+def answers(headers: OldMessage) -> list[Any]:
+    """Everything gevent and gunicorn read from request headers, for every name above."""
+    found: list[Any] = [headers.typeheader, list(headers.headers), headers.items(), len(headers)]
+    for name in LOOKED_UP:
+        found += [
+            headers.get(name), headers.get(name, "default"), headers.get_all(name),
+            headers.get_all(name, ()), name in headers, headers.getheader(name), headers[name],
+        ]  # fmt: skip
+    return found
+
+
+def message_like(fields: list[tuple[str, str]]) -> OldMessage:
+    message = OldMessage()
+    for name, value in fields:
+        message[name] = value
+    return message
+
+
+@pytest.mark.parametrize("raw", HEADER_BLOCKS)
+def test_header_look_ups_answer_as_gevents_own_message_does(raw: bytes) -> None:
+    ours = read_header_block(io.BytesIO(raw), MAX_FIELDS, MAX_FIELD_SIZE)
+    assert isinstance(ours, RequestHeaders)
+    theirs = message_like(ours.items())
+    assert answers(ours) == answers(theirs)
+    edits = [
+        lambda h: h.__delitem__("content-length"),  # what gevent does beside chunked
+        lambda h: h.__setitem__("X-New", "v"),
+        lambda h: h.__setitem__("x-a", "three"),
+        lambda h: h.replace_header("HOST", "b") if "host" in h else None,
+        lambda h: h.add_header("X-Added", "w", name="x"),
+        lambda h: h.set_raw("X-Raw", "r"),
+        lambda h: h.__delitem__("X-A"),
+    ]
+    for edit in edits:
+        edit(ours)
+        edit(theirs)
+        assert answers(ours) == answers(theirs)
+
+
+@pytest.mark.parametrize("raw", HEADER_BLOCKS)
+def test_the_environ_fields_are_the_ones_gevent_makes(raw: bytes) -> None:
+    request = SimpleNamespace(
+        headers=read_header_block(io.BytesIO(raw), MAX_FIELDS, MAX_FIELD_SIZE)
+    )
+    assert list(ServiceHandler._headers(request)) == list(WSGIHandler._headers(request))
 
 
 # -- a live service ---------------------------------------------------------------------
