@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 import redis as redis_py
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
@@ -45,10 +46,11 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import parse_url
+from redis.connection import HiredisRespSerializer, parse_url
 from redis.crc import key_slot
 from redis.exceptions import (
     ClusterError,
+    DataError,
     NoScriptError,
     RedisClusterException,
     SlotNotCoveredError,
@@ -465,7 +467,18 @@ def _round_trip(connection: redis_py.connection.AbstractConnection, args: Sequen
 
 
 def _send(connection: redis_py.connection.AbstractConnection, args: Sequence[Any]) -> None:
-    connection.send_command(*args)  # type: ignore[no-untyped-call]
+    """`connection.send_command(*args)`, packed by hiredis itself when the connection packs
+    with hiredis: redis-py's packer first copies the arguments in a Python generator (an
+    8-argument EVALSHA: 3.4 us, against 1.1 us this way). The commands sent here are one
+    word (redis-py would split "CONFIG GET") with str and int arguments."""
+    if type(getattr(connection, "_command_packer", None)) is not HiredisRespSerializer:
+        connection.send_command(*args)  # type: ignore[no-untyped-call]
+        return
+    try:
+        packed = hiredis.pack_command(tuple(args))
+    except TypeError as exc:  # as redis-py's packer reports an argument it cannot send
+        raise DataError(str(exc)) from exc
+    connection.send_packed_command([packed])  # type: ignore[no-untyped-call]
 
 
 class StoreScript:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import pytest
 import redis as redis_py
 
@@ -88,6 +89,55 @@ def test_the_lean_path_replies_raw(redis_url: str) -> None:
     client = shared_redis.connect(redis_url)
     assert shared_redis.command(client, "SET", "guard", "1", "NX", "EX", 60) == "OK"
     assert shared_redis.command(client, "SET", "guard", "1", "NX", "EX", 60) is None
+
+
+LEAN_COMMANDS: list[tuple[str | int, ...]] = [
+    ("SET", "guard:caf\u00e9", "\u00e9t\u00e9 \u2713", "NX", "EX", 60),
+    ("EVAL", "return {ARGV[1], ARGV[2], #KEYS}", 1, "k", -7, "spaces in one argument"),
+    ("INCRBY", "counter", 12345678901234),
+    ("SET", "empty", ""),
+]
+
+
+@pytest.mark.parametrize("args", LEAN_COMMANDS)
+def test_the_lean_path_sends_the_bytes_redis_py_sends(args: tuple[str | int, ...]) -> None:
+    connection = redis_py.Connection()  # type: ignore[no-untyped-call]
+    packed = connection.pack_command(*args)  # type: ignore[no-untyped-call]
+    assert b"".join(packed) == hiredis.pack_command(args)  # type: ignore[arg-type]
+
+
+def test_the_lean_path_answers_as_redis_py_does(redis_url: str) -> None:
+    if CLUSTER_MODE:
+        pytest.skip("a cluster client goes redis-py's way")
+    lean, usual = (
+        shared_redis.connect(redis_url),
+        redis_py.Redis.from_url(redis_url, decode_responses=True),
+    )
+    connection = usual.connection_pool.get_connection()  # raw replies, as the lean path's
+    for args in LEAN_COMMANDS:
+        usual.delete("guard:caf\u00e9", "counter", "empty")
+        connection.send_command(*args)  # type: ignore[no-untyped-call]
+        expected = connection.read_response()
+        usual.delete("guard:caf\u00e9", "counter", "empty")
+        assert shared_redis.command(lean, *args) == expected
+    usual.delete("guard:caf\u00e9")
+    shared_redis.command(lean, *LEAN_COMMANDS[0])
+    assert usual.get("guard:caf\u00e9") == "\u00e9t\u00e9 \u2713"  # UTF-8 both ways
+
+
+def test_an_argument_redis_cannot_take_is_a_data_error_and_costs_no_connection(
+    redis_url: str,
+) -> None:
+    if CLUSTER_MODE:
+        pytest.skip("a cluster client goes redis-py's way")
+    client = shared_redis.connect(redis_url)
+    with pytest.raises(redis_py.DataError):
+        redis_py.Redis.from_url(redis_url).execute_command("SET", "k", None)  # type: ignore[no-untyped-call]
+    for _ in range(3):
+        with pytest.raises(redis_py.DataError):
+            shared_redis.command(client, "SET", "k", None)  # type: ignore[arg-type]
+    assert shared_redis.command(client, "SET", "k", "v") == "OK"
+    assert len(client.connection_pool.__dict__["_partner_auth_idle"][1]) == 1
 
 
 def test_a_pending_reply_keeps_its_connection_until_read(redis_url: str) -> None:
