@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
@@ -175,37 +176,43 @@ def test_access_line_written_directly_is_what_the_formatter_writes(
     assert without_time[0]["request_id"] == "req-fast" and without_time[0]["status"] == 201
 
 
-def test_requests_counted_by_any_thread_all_reach_the_metrics() -> None:
-    """No count is lost when many threads (a gthread worker) record at once while the
-    tallies are being flushed."""
-    service, per_thread, threads = "threaded-unit", 2000, 8
+def count_in_threads_while_flushing(count: Callable[[], None], threads: int = 8) -> None:
+    """Run `count` in many threads at once (a gthread worker) while another thread keeps
+    flushing the tallies, switching threads as often as CPython can: races show."""
     switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as CPython can: races show
-    recording = threading.Event()
+    sys.setswitchinterval(1e-6)
+    counting = threading.Event()
+
+    def flush_meanwhile() -> None:
+        while counting.is_set():
+            observability.flush_request_tallies()
+
+    try:
+        counting.set()
+        flusher = threading.Thread(target=flush_meanwhile)
+        flusher.start()
+        workers = [threading.Thread(target=count) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        counting.clear()
+        flusher.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+
+def test_requests_counted_by_any_thread_all_reach_the_metrics() -> None:
+    """No count is lost when many threads record at once while the tallies are flushed."""
+    service, per_thread = "threaded-unit", 2000
 
     def record() -> None:
         for _ in range(per_thread):
             observability.record_request(service, "/t", "GET", 200, 0.002)
 
-    def flush_meanwhile() -> None:
-        while recording.is_set():
-            observability.flush_request_tallies()
-
-    try:
-        recording.set()
-        flusher = threading.Thread(target=flush_meanwhile)
-        flusher.start()
-        workers = [threading.Thread(target=record) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        recording.clear()
-        flusher.join()
-    finally:
-        sys.setswitchinterval(switch_interval)
+    count_in_threads_while_flushing(record, threads=8)
     key = ("http_requests_total", '{"method": "GET", "service": "threaded-unit", "status": "200"}')
-    assert _samples_of(service, "/t")[key] == per_thread * threads
+    assert _samples_of(service, "/t")[key] == per_thread * 8
 
 
 def test_request_counts_reach_the_metrics_within_a_flush_without_a_scrape() -> None:
@@ -270,33 +277,13 @@ def test_counted_events_reach_the_metrics_as_inc_would_put_them() -> None:
 
 def test_events_counted_by_any_thread_all_reach_the_metrics() -> None:
     """No event is lost when many threads count at once while the tallies are flushed."""
-    per_thread, threads = 2000, 8
-    labels = {"type": "debit", "reason": "threaded-event"}
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    counting = threading.Event()
+    per_thread = 2000
 
     def count() -> None:
         for _ in range(per_thread):
             observability.count_event(observability.WALLET_REFUSALS, "debit", "threaded-event")
 
-    def flush_meanwhile() -> None:
-        while counting.is_set():
-            observability.flush_request_tallies()
-
-    try:
-        counting.set()
-        flusher = threading.Thread(target=flush_meanwhile)
-        flusher.start()
-        workers = [threading.Thread(target=count) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        counting.clear()
-        flusher.join()
-    finally:
-        sys.setswitchinterval(switch_interval)
+    count_in_threads_while_flushing(count, threads=8)
     observability.flush_request_tallies()
-    total = REGISTRY.get_sample_value("sabong_wallet_refusals_total", labels)
-    assert total == per_thread * threads
+    labels = {"type": "debit", "reason": "threaded-event"}
+    assert REGISTRY.get_sample_value("sabong_wallet_refusals_total", labels) == per_thread * 8
