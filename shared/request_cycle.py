@@ -160,7 +160,7 @@ class LeanCycleFlask(Flask):
 
     def dispatch_request(self) -> Any:
         """Flask's `dispatch_request`, reading the request without the proxy."""
-        req = _cv_request.get().request
+        req = current_request()
         if req.routing_exception is not None:
             self.raise_routing_exception(req)
         rule: Any = req.url_rule

@@ -8,6 +8,7 @@ from flask import Request
 
 from shared import signing
 from shared.request_cycle import current_request
+from shared.web import raw_body
 
 BODYLESS_METHODS = frozenset({"GET", "HEAD"})
 
@@ -17,7 +18,7 @@ def signed_payload(request: Request) -> bytes:
     if request.method in BODYLESS_METHODS:
         return signing.canonical_query(request.args.items(multi=True)).encode("utf-8")
     # The raw bytes as received: re-serialised JSON would differ in spacing and escapes.
-    return request.get_data(cache=True)
+    return raw_body()
 
 
 def authenticate(secrets: Sequence[str], now: float) -> str:
