@@ -21,6 +21,8 @@ from typing import Any
 from gevent.pywsgi import OldMessage, format_date_time
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
+from shared.greenlets import sent_at_once
+
 log = logging.getLogger("gunicorn.error")
 
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -209,6 +211,13 @@ class ServiceHandler(PyWSGIHandler):  # type: ignore[misc]
             self._write(data)
             return
         self._sendall(self.response_head() + data)
+
+    def _sendall(self, data: bytes) -> None:
+        """gevent's, with the usual one send first (see shared.greenlets.sent_at_once)."""
+        sent = sent_at_once(self.socket, data)
+        self.response_length += sent  # gevent's own adds the rest, once it is sent
+        if sent < len(data):
+            super()._sendall(memoryview(data)[sent:])
 
     def response_head(self) -> bytes:
         """The status line and headers as gevent writes them (already latin-1 bytes)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import select
 import threading
@@ -34,6 +33,7 @@ from psycopg.rows import TupleRow
 from .config import Settings
 from .exceptions import ConfigError, StoreUnavailable
 from .greenlets import patched_by_gevent
+from .process import current_pid
 from .settings import DEFAULT_POOL_SIZE
 
 URL_SCHEMES = ("postgresql", "postgres")
@@ -289,10 +289,10 @@ class Database:
 
     def _get_pool(self) -> psycopg_pool.ConnectionPool[PooledConnection]:
         """The pool of this process, opened on first use (never inherited across fork)."""
-        if self._pool is not None and self._pid == os.getpid():
+        if self._pool is not None and self._pid == current_pid():
             return self._pool
         with self._lock:
-            if self._pool is None or self._pid != os.getpid():
+            if self._pool is None or self._pid != current_pid():
                 self._pool = psycopg_pool.ConnectionPool(
                     self.url,
                     connection_class=PooledConnection,
@@ -319,7 +319,7 @@ class Database:
                     name="db",
                 )
                 self._pool.open(wait=False)
-                self._pid = os.getpid()
+                self._pid = current_pid()
                 _opened.add(self)
         return self._pool
 
@@ -355,7 +355,7 @@ class Database:
 
     def close(self) -> None:
         """Close the pool of this process (connections of a forked parent are left alone)."""
-        if self._pool is not None and self._pid == os.getpid():
+        if self._pool is not None and self._pid == current_pid():
             self._pool.close()
         self._pool = None
 

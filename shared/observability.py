@@ -81,6 +81,7 @@ from .netaccess import (
     peer_allowed,
     wsgi_peer,
 )
+from .process import current_pid
 from .timestamps import iso_from_epoch
 
 if TYPE_CHECKING:
@@ -134,18 +135,6 @@ UPSTREAM_ERRORS = Counter(
 )
 
 
-class _Process:
-    """This process's id, kept current across forks (os.getpid is a system call)."""
-
-    pid = os.getpid()
-
-    @classmethod
-    def refresh(cls) -> None:
-        cls.pid = os.getpid()
-
-
-_process = _Process()
-os.register_at_fork(after_in_child=_Process.refresh)
 # The same text json.dumps(entry, default=str, ensure_ascii=False) gives, one call less.
 _dump_line = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
@@ -199,7 +188,7 @@ class JsonFormatter(logging.Formatter):
             "level": "info",
             "service": self.service,
             "request_id": request_id,
-            "pid": _process.pid,
+            "pid": current_pid(),
             "logger": logger,
             "msg": "request",
             **fields,

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import unquote, urlsplit
@@ -60,6 +59,8 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .exceptions import ConfigError, StoreUnavailable
+from .greenlets import sent_at_once
+from .process import current_pid
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -454,8 +455,8 @@ def _idle_connections(pool: redis_py.ConnectionPool) -> list[Any]:
     # Kept on the pool object itself, so the connections go when the client does. (A
     # WeakKeyDictionary measured 2 us more per command: it makes a weakref per look-up.)
     found: tuple[int, list[Any]] | None = pool.__dict__.get("_partner_auth_idle")
-    if found is None or found[0] != os.getpid():
-        found = pool.__dict__["_partner_auth_idle"] = (os.getpid(), [])
+    if found is None or found[0] != current_pid():
+        found = pool.__dict__["_partner_auth_idle"] = (current_pid(), [])
     return found[1]
 
 
@@ -470,7 +471,8 @@ def _send(connection: redis_py.connection.AbstractConnection, args: Sequence[Any
     """`connection.send_command(*args)`, packed by hiredis itself when the connection packs
     with hiredis: redis-py's packer first copies the arguments in a Python generator (an
     8-argument EVALSHA: 3.4 us, against 1.1 us this way). The commands sent here are one
-    word (redis-py would split "CONFIG GET") with str and int arguments."""
+    word (redis-py would split "CONFIG GET") with str and int arguments. On gevent the
+    packed command goes out in one send (see `sent_at_once`)."""
     if type(getattr(connection, "_command_packer", None)) is not HiredisRespSerializer:
         connection.send_command(*args)  # type: ignore[no-untyped-call]
         return
@@ -478,7 +480,13 @@ def _send(connection: redis_py.connection.AbstractConnection, args: Sequence[Any
         packed = hiredis.pack_command(tuple(args))
     except TypeError as exc:  # as redis-py's packer reports an argument it cannot send
         raise DataError(str(exc)) from exc
-    connection.send_packed_command([packed])  # type: ignore[no-untyped-call]
+    sent = 0
+    if connection._sock is not None:  # else redis-py's send connects first
+        connection.check_health()  # as send_packed_command does: a PING after idling
+        sent = sent_at_once(connection._sock, packed)
+    if sent < len(packed):
+        # The rest (usually all of it) with redis-py's own handling of a failed write.
+        connection.send_packed_command([packed[sent:]], check_health=False)  # type: ignore[no-untyped-call]
 
 
 class StoreScript:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 BIG_BODY_BYTES = 200_000  # well over the worker's one-send limit
+# More than a loopback socket's send buffer takes at once, even auto-tuned (4 MB here).
+OVER_SOCKET_BUFFER_BYTES = 12_000_000
 
 
 def body_of(size: int) -> bytes:

@@ -19,6 +19,7 @@ from devtools.embedded import EmbeddedRedis
 from shared import redis as shared_redis
 from shared.exceptions import StoreUnavailable
 from tests.conftest import CLUSTER_MODE
+from tests.gevent_worker import run_patched
 
 
 @shared_redis.translate_errors
@@ -123,6 +124,46 @@ def test_the_lean_path_answers_as_redis_py_does(redis_url: str) -> None:
     usual.delete("guard:caf\u00e9")
     shared_redis.command(lean, *LEAN_COMMANDS[0])
     assert usual.get("guard:caf\u00e9") == "\u00e9t\u00e9 \u2713"  # UTF-8 both ways
+
+
+# In a gevent worker: a command goes out in one send, or, when the socket's buffer cannot
+# take it whole, the rest through redis-py's sendall. Prints what each send took and the
+# replies, read back through the same lean path.
+GEVENT_SENDS = """
+import functools, os
+from shared import redis as shared_redis
+taken = []
+def recording(sock, data):
+    sent = sent_at_once(sock, data)
+    taken.append((sent, len(data)))
+    return sent
+sent_at_once, shared_redis.sent_at_once = shared_redis.sent_at_once, recording
+client = shared_redis.connect(os.environ["REDIS_URL"])
+# A new connection: redis-py's send connects it. Its id shows that it stays the one used
+# (a garbled command would make Redis drop it, and the lean path's retry reconnect).
+connection_id = shared_redis.command(client, "CLIENT", "ID")
+taken.clear()
+big = "0123456789" * 1_000_000
+run = functools.partial(shared_redis.command, client)
+print(run("SET", "small", "v"), run("SET", "big", big))
+print(run("GET", "small"), run("GET", "big") == big)
+print(*(f"{sent}/{size}" for sent, size in taken))
+print(shared_redis.command(client, "CLIENT", "ID") == connection_id)
+"""
+
+
+def test_gevent_sends_a_command_whole_or_finishes_it_with_sendall(redis_url: str) -> None:
+    if CLUSTER_MODE:
+        pytest.skip("a cluster client goes redis-py's way")
+    printed = run_patched(GEVENT_SENDS, REDIS_URL=redis_url).splitlines()
+    assert printed[:2] == ["OK OK", "v True"]
+    small_set, big_set, small_get, big_get = (
+        tuple(map(int, taken.split("/"))) for taken in printed[2].split()
+    )
+    for sent, size in (small_set, small_get, big_get):
+        assert sent == size  # one send took it whole
+    assert 0 < big_set[0] < big_set[1]  # 10 MB: redis-py's sendall sent the rest
+    assert printed[3] == "True"  # on the one connection: nothing was sent twice
 
 
 def test_an_argument_redis_cannot_take_is_a_data_error_and_costs_no_connection(
