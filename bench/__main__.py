@@ -43,7 +43,7 @@ from .endpoints import (
     prepare,
 )
 from .platform import OTHER_SERVICES, Platform, wait_quiet
-from .runner import Bench, FloodRow, PacedRow
+from .runner import Bench, FloodRow, PacedRow, Row
 from .wrk import INSTALL_HINT, Load, WrkMissing, wrk_binary
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -120,6 +120,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "on one platform and take turns (endpoints: --only, else PAIRED_ENDPOINTS)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="turns of each server with --ab")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=1,
+        help="with --cpu: measure the whole table this many times, each turn between two "
+        "runs of the reference app; each CPU target is the median of its turns' ratios",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a SPEC target is missed")
     return parser.parse_args(argv)
@@ -127,6 +134,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.turns < 1 or (args.turns > 1 and not args.cpu):
+        print("bench: --turns takes a count of 1 or more, and more than 1 only with --cpu",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         wrk_binary()
     except WrkMissing:
@@ -170,7 +181,13 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
             f"{time.monotonic() - prepared:.1f} s")  # fmt: skip
         bench = Bench(platform, factory, load, args.warmup, healthz_references=not args.cpu)
         say(f"bench: flat out, wrk -t{load.threads} -c{load.connections} -d{load.seconds:g}s")
-        flat_out_table(bench, selected(args), gateway=not (args.cpu or args.flood_only))
+        turns: list[list[Row]] = []
+        for turn in range(args.turns):
+            if args.turns > 1:
+                say(f"bench: turn {turn + 1} of {args.turns}")
+            bench.rows = []
+            flat_out_table(bench, selected(args), gateway=not (args.cpu or args.flood_only))
+            turns.append(bench.rows)
         paced: list[PacedRow] = []
         flood: list[FloodRow] = []
         partial = bool(args.only) or args.cpu
@@ -181,7 +198,7 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
     if not args.skip_memory and not partial and not args.flood_only:
         say(f"bench: Redis memory, {args.memory_items} live items of each kind")
         figures = memory.measure(workdir, args.memory_items)
-    checked = report.targets(bench.rows, paced, flood, figures)
+    checked = report.targets(turns, paced, flood, figures)
     print()
     print(
         "Flat out (closed loop). 'srv us': CPU time per request of the answering server's"
@@ -190,7 +207,10 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
         " 'other': cores other programs used meanwhile; '*': even the best of its runs\n"
         "was disturbed (see the log)."
     )
-    print(report.throughput_table(bench.rows))
+    for number, rows in enumerate(turns, start=1):
+        if len(turns) > 1:
+            print(f"\nTurn {number} of {len(turns)}:")
+        print(report.throughput_table(rows))
     if paced:
         print("\nHalf of the direct peak (paced), p99 through the gateway vs direct:")
         print(report.paced_table(paced))
@@ -205,13 +225,17 @@ def run(args: argparse.Namespace, load: Load, workdir: Path) -> int:
         print(
             "\nEach endpoint over its floor row (bench/floor_app.py: its store round trips alone,"
             " on a bare\nServiceFlask app served like the services); the rest is what the service"
-            " adds:"
+            f" adds{' (last turn)' if len(turns) > 1 else ''}:"
         )
         print(floors)
+    if len(turns) > 1:
+        print("\nCPU per request / reference app, turn by turn (each turn's own reference runs):")
+        print(report.turn_ratio_lines(turns))
     print("\nSPEC section 6 targets:")
     print("\n".join(target.line() for target in checked))
     meta = _meta(args, load, commands, load_before, time.monotonic() - started)
-    report.write_json(args.output, report.to_json(meta, bench.rows, paced, flood, figures, checked))
+    every_row = [row for rows in turns for row in rows]
+    report.write_json(args.output, report.to_json(meta, every_row, paced, flood, figures, checked))
     print(f"\nbench: {meta['elapsed_seconds']:.0f} s; results in {args.output}")
     missed = [target for target in checked if not target.passed]
     return 1 if args.strict and missed else 0

@@ -47,7 +47,7 @@ def test_targets_pass_and_miss() -> None:
         MemoryFigure("login token", "redis 7", 100, 180.0, 1.0),
         MemoryFigure("Service ID", "redis 7", 100, 210.0, 1.0),
     ]
-    checked = {t.name: t for t in report.targets(rows(), paced, flood, memory)}
+    checked = {t.name: t for t in report.targets([rows()], paced, flood, memory)}
     assert checked["generate-auth-token direct / healthz (sabong) throughput"].passed
     assert not checked["generate-service-id direct / healthz (ussd) throughput"].passed
     assert not checked["generate-auth-token gateway / direct throughput"].passed
@@ -89,7 +89,7 @@ def test_cpu_ratios_use_the_mean_reference_and_their_own_limits() -> None:
         row("reference (flask)", "reference", 200.0),
     ]
     assert report.reference_cpu_us(measured) == 200.0
-    checked = {t.name: t for t in report.targets(measured, [], [], [])}
+    checked = {t.name: t for t in report.targets([measured], [], [], [])}
     assert checked["healthz (ussd) CPU per request / reference app"].passed
     assert not checked["healthz (sabong) CPU per request / reference app"].passed
     assert checked["generate-auth-token CPU per request / reference app"].passed
@@ -120,7 +120,7 @@ def test_each_endpoint_is_split_into_its_floor_and_the_services_own_cpu() -> Non
         row("get-balance", "sabong", 500.0),
         row("healthz (ussd)", "ussd", 180.0),  # no floor row: not split
     ]
-    checked = {t.name for t in report.targets(measured, [], [], [])}
+    checked = {t.name for t in report.targets([measured], [], [], [])}
     assert not any(name.startswith("floor") for name in checked)
     assert "get-balance CPU per request / reference app" in checked
     lines = report.floor_lines(measured).splitlines()
@@ -130,6 +130,32 @@ def test_each_endpoint_is_split_into_its_floor_and_the_services_own_cpu() -> Non
     assert "(1.05x" in service_id and service_id[-2] == "80"
     assert balance[1] == "500" and balance[5:7] == ["+redis+pg", "330"]
     assert "(1.65x" in balance and balance[-2] == "170"
+
+
+def test_over_several_turns_each_cpu_target_is_the_median_of_its_turns_ratios() -> None:
+    """`--cpu --turns N`: each turn's ratio against that turn's own reference runs."""
+
+    def row(name: str, server: str, server_us: float) -> Row:
+        return Row(name, "direct", "/", result(1000), 1, 0.0, cpu_us={server: server_us},
+                   server=server)  # fmt: skip
+
+    def turn(reference_us: float, token_us: float) -> list[Row]:
+        return [
+            row("reference (flask)", "reference", reference_us),
+            row("generate-auth-token", "sabong", token_us),
+            row("reference (flask)", "reference", reference_us),
+        ]
+
+    # A slow second turn: 1.4x, 1.6x (against a fast reference), 1.45x.
+    turns = [turn(300.0, 420.0), turn(250.0, 400.0), turn(400.0, 580.0)]
+    checked = {t.name: t for t in report.targets(turns, [], [], [])}
+    token = checked["generate-auth-token CPU per request / reference app (median)"]
+    assert token.measured == 1.45 and token.passed
+    assert "generate-auth-token CPU per request / reference app" not in checked
+    line = report.turn_ratio_lines(turns)
+    assert line.split() == ["generate-auth-token", "1.40", "1.60", "1.45", "median", "1.45"]
+    # One turn alone is its own ratio.
+    assert report.targets([turns[0]], [], [], [])[0].measured == 1.4
 
 
 def test_a_paired_row_compares_the_medians_of_its_runs() -> None:
