@@ -18,6 +18,7 @@ from werkzeug.test import EnvironBuilder
 from shared.exceptions import BadRequest
 from shared.request_cycle import current_flask_app, current_request
 from shared.web import (
+    JSON_MIMETYPE,
     MAX_KEPT_HOSTS,
     ServiceFlask,
     ServiceRequest,
@@ -328,3 +329,41 @@ def test_current_request_and_app_are_what_the_proxies_name() -> None:
     assert seen == [True, True]
     with pytest.raises(LookupError):
         current_request()
+
+
+JSON_STATUSES = [200, 201, 400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503, 299]
+
+
+@pytest.mark.parametrize("status", JSON_STATUSES)
+def test_a_json_response_made_directly_is_the_one_werkzeug_makes(status: int) -> None:
+    body = b'{"status":"success","message":"caf\xc3\xa9"}'
+    environ = EnvironBuilder(path="/").get_environ()
+    for _ in range(2):  # the first response of a status is werkzeug's; the next are direct
+        made = ServiceResponse.of_json(body, status)
+        usual = ServiceResponse(body, status=status, mimetype=JSON_MIMETYPE)
+        assert type(made) is type(usual)
+        assert vars(made) == vars(usual)  # every attribute, the headers as a set
+        assert list(made.headers.items()) == list(usual.headers.items())  # and in order
+        assert (made.status, made.status_code, made.get_data()) == (usual.status, status, body)
+        made.headers["X-Request-Id"] = "abc"  # as the after-request hook adds it
+        usual.headers["X-Request-Id"] = "abc"
+        sent = Client(made, environ)
+        assert sent == Client(usual, environ)
+        assert sent.headers == [
+            ("Content-Type", JSON_MIMETYPE),
+            ("Content-Length", str(len(body))),
+            ("X-Request-Id", "abc"),
+        ]
+
+
+class Client:
+    """What a WSGI server receives from a response: status line, header list, body."""
+
+    def __init__(self, response: Response, environ: dict[str, Any]) -> None:
+        captured: list[Any] = []
+        body = response(environ, lambda status, headers: captured.extend((status, headers)))
+        self.status, self.headers = captured[0], list(captured[1])
+        self.body = b"".join(body)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Client) and vars(self) == vars(other)
