@@ -90,8 +90,10 @@ def test_cpu_time_mode_measures_one_request_at_a_time_without_valgrind() -> None
         for line in done.stdout.splitlines()
     }
     # Tens of microseconds for a bare Flask request in-process; /healthz is of the same
-    # order (middleware on top, ServiceFlask's shorter ways through Flask under it).
+    # order (middleware on top, ServiceFlask's shorter ways through Flask under it): since
+    # 2026-12-06 about half the reference's (21 against 44 us in CI); under a quarter would
+    # mean it measured next to nothing.
     assert 5 < fastest["reference"] < 2000, done.stdout
-    assert fastest["reference"] / 2 < fastest["healthz"] < fastest["reference"] * 2, done.stdout
+    assert fastest["reference"] / 4 < fastest["healthz"] < fastest["reference"] * 2, done.stdout
     # A USSD request after its set-up (a login through the app): one Redis round trip.
     assert fastest["clients/me"] > fastest["reference"], done.stdout
