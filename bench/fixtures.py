@@ -7,7 +7,7 @@ import json
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -129,19 +129,17 @@ def create_pool_users(settings: Settings, pool: int = CLIENT_POOL) -> list[int]:
 
 
 def issue_login_tokens(
-    store: SabongStore, user_ids: Sequence[int], count: int, minutes: int = TOKEN_MINUTES
+    store: SabongStore, pool: int, count: int, minutes: int = TOKEN_MINUTES
 ) -> list[str]:
-    """`count` live login tokens for the pool users `user_ids`, by the store's own calls
-    (each token then holds its user id, as the service's issuance leaves it)."""
+    """`count` live login tokens for the first `pool` pool users, by the store's own calls
+    (each names its user by clientId, as the service's issuance leaves it)."""
     batch = secrets.token_hex(6)
-    pool = len(user_ids)
 
     def issue_one(index: int) -> str:
         token = new_login_token()
         client_id = pool_client_id(index, pool)
         signature = f"{batch}{index:058x}"  # a unique stand-in for a request signature
         store.store_token(token, minutes * 60, client_id, signature)
-        store.name_token_user(token, user_ids[index % pool], client_id).settle()
         return token
 
     def issue_slice(start: int) -> list[str]:
@@ -154,11 +152,11 @@ def issue_login_tokens(
     return tokens
 
 
-def batched_login_tokens(client: redis_py.Redis, user_ids: Sequence[int], count: int) -> list[str]:
+def batched_login_tokens(client: redis_py.Redis, pool: int, count: int) -> list[str]:
     """Like issue_login_tokens, sent in pipelines."""
     recorder = CommandRecorder(reply=1)  # a fresh signature: the token is stored
     store = SabongStore(cast(redis_py.Redis, recorder), REPLAY_TTL_SECONDS)
-    tokens = issue_login_tokens(store, user_ids, count)
+    tokens = issue_login_tokens(store, pool, count)
     replay(client, recorder)
     return tokens
 

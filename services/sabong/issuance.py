@@ -1,21 +1,24 @@
 """Issuing login tokens: validation, the token in Redis and the user in PostgreSQL, all or
 nothing, and the response data.
 
-The order keeps every contract with one wait on each store:
+The order keeps every contract with one wait on each store (SPEC section 6: one Redis
+round trip per issuance):
 
 1. one Redis script: SET NX the replay guard and, if the signature is fresh, SET the token
-   (naming its user by clientId) with its TTL. A replay answers 401 `Duplicate request
-   signature` and a Redis error 500, both before the database is touched;
+   (naming its user by clientId: the user id is not known yet) with its TTL. A replay
+   answers 401 `Duplicate request signature` and a Redis error 500, both before the
+   database is touched;
 2. one PostgreSQL statement, its own transaction: upsert the user (+ wallet when new) and
    insert the audit row. Should it fail, the token and the guard are deleted again (best
    effort): no token for a user that does not exist, and the partner may resend the very
-   request it got a 500 for (a PostgreSQL outage included);
-3. the user id is added to the token's value, best effort: sent at once, its reply read
-   after the response data is built (usually no wait). Signing in with a token that
-   lacks it looks the user up (signin.py).
+   request it got a 500 for (a PostgreSQL outage included).
 
 Redis goes first because a replay must write nothing durable, and only Redis knows a
 replay. The earlier order (BEGIN, upsert, Redis, COMMIT) waited on four round trips.
+Signing in looks the user up by clientId (signin.py): one indexed read when a player
+follows the link, at most once per token, rather than a second Redis write on every
+issuance to put the user id into the token (2026-12-03 to 2026-12-06; tokens written
+then still sign in without the read).
 
 The commit is synchronous, like every commit here. Measured on this machine (one
 PostgreSQL, 16 threads): asynchronous commit saved ~5 ms of latency per issuance when
@@ -86,24 +89,19 @@ def generate_auth_token(
     now_ms = int(now * 1000)
     ttl = fields.expiration_minutes * 60
     result = issue(users, store, _issuance(fields, ttl, now_ms), token, signature)
-    # Its reply is read once the response data is built, usually without waiting.
-    naming = store.name_token_user(token, result.user_id, fields.client_id)
-    try:
-        return {
-            "token": token,
-            "expiration": iso_from_epoch_ms(now_ms + ttl * 1000),
-            "expiresIn": ttl,
-            "loginLink": f"{login_base_url}/login/{token}",
-            "user": {
-                "id": result.user_id,
-                "username": fields.username,
-                "displayId": fields.client_id,
-                "displayName": fields.display_name,
-            },
-            "isNewUser": result.is_new,
-        }
-    finally:
-        naming.settle()
+    return {
+        "token": token,
+        "expiration": iso_from_epoch_ms(now_ms + ttl * 1000),
+        "expiresIn": ttl,
+        "loginLink": f"{login_base_url}/login/{token}",
+        "user": {
+            "id": result.user_id,
+            "username": fields.username,
+            "displayId": fields.client_id,
+            "displayName": fields.display_name,
+        },
+        "isNewUser": result.is_new,
+    }
 
 
 def issue(

@@ -49,8 +49,9 @@ def sign_in_with_token(
 
 
 def token_user_id(store: SabongStore, users: UserStore, taken: TakenToken) -> int | None:
-    """The id of the user a consumed token names, from PostgreSQL; None if there is none
-    (its issuance failed and could not take the token back)."""
+    """The id of the user a consumed token names, looked up by clientId in PostgreSQL (the
+    token was stored before its user, see issuance.py); None if there is none (its
+    issuance failed and could not take the token back)."""
     try:
         return users.user_id(taken.client_id)
     except StoreUnavailable:

@@ -7,14 +7,13 @@ hash tag decides the Redis Cluster slot):
     sabong:{c:<clientId>}:r:<sig>    string  replay guard of one accepted signature (TTL)
     sabong:{r:<sig>}                 string  replay guard of a signed request without a
                                              usable clientId (invalid body; TTL)
-    sabong:{t:<sha256 b64url>}       string  a live login token -> "<user id>:<clientId>"
-                                             (TTL = expiration)
+    sabong:{t:<sha256 b64url>}       string  a live login token -> ":<clientId>", or
+                                             "<user id>:<clientId>" (TTL = expiration)
 
 The token is stored before its user is written to PostgreSQL (issuance.py), when the user
-id is not known yet: its value starts as ":<clientId>", and the issuance then adds the id
-(best effort; its reply is read after the response data is built). Signing in with a
-value that has the id needs no database look-up; one without it (that write failed) looks
-the user up by clientId.
+id is not known yet: its value is ":<clientId>", and signing in looks the user up by
+clientId. A value with the id ("<user id>:<clientId>", written by the issuances of
+2026-12-03 to 2026-12-06, which added it in a second write) needs no look-up.
 
 A client's guard keys differ only in what follows `}:`, and no suffix contains `}:`, so
 no crafted clientId (even one holding braces) can make one client's key equal another's.
@@ -110,19 +109,6 @@ class PendingGuard:
             raise SignatureRejected("replayed")
 
 
-class PendingWrite:
-    """A best-effort write sent to Redis: its reply is read, and a failure ignored, later."""
-
-    def __init__(self, reply: PendingReply | None) -> None:
-        self.reply = reply  # None: it could not even be sent
-
-    def settle(self) -> None:
-        """Read the reply (once), whatever it is."""
-        if self.reply is not None:
-            with contextlib.suppress(redis_py.RedisError, RedisClusterException):
-                self.reply.reply()
-
-
 @dataclass(frozen=True)
 class TakenToken:
     """A login token just consumed: whose it was, and how to put it back."""
@@ -167,17 +153,6 @@ class SabongStore:
             with contextlib.suppress(redis_py.RedisError, RedisClusterException):
                 self.client.delete(guard)
             raise
-
-    def name_token_user(self, token: str, user_id: int, client_id: str) -> PendingWrite:
-        """Best effort: add the user id to a live token's value; `settle()` reads the reply."""
-        value = token_value(client_id, user_id)
-        # XX: a token that is gone (taken back, expired) is never written again. KEEPTTL:
-        # its expiry stays the one the partner was told.
-        args = ("SET", token_key(token), value, "XX", "KEEPTTL")
-        try:
-            return PendingWrite(send(self.client, *args))
-        except (redis_py.RedisError, RedisClusterException):
-            return PendingWrite(None)
 
     def forget_token(self, token: str, client_id: str, signature: str) -> None:
         """Best effort: delete a token and free its signature (its issuance was undone)."""

@@ -22,16 +22,16 @@ def test_recorded_login_tokens_become_live_tokens(
     redis_url: str, redis_client: redis_py.Redis
 ) -> None:
     real = fixtures.sabong_store(Settings({"REDIS_URL": redis_url}))
-    fixtures.issue_login_tokens(real, [7], 1)  # the script is cached
+    fixtures.issue_login_tokens(real, 1, 1)  # the script is cached
     recorder = CommandRecorder(reply=1)
     recorded = SabongStore(cast(redis_py.Redis, recorder), REPLAY_TTL_SECONDS)
-    tokens = fixtures.issue_login_tokens(recorded, [7], 50)
+    tokens = fixtures.issue_login_tokens(recorded, 1, 50)
     assert redis_client.dbsize() < 50
     replay(redis_client, recorder)
-    owner = f"7:{fixtures.pool_client_id(0, 1)}"
+    owner = f":{fixtures.pool_client_id(0, 1)}"
     assert all(redis_client.get(token_key(token)) == owner for token in tokens)
     taken = real.consume_token(tokens[0])
-    assert taken is not None and (taken.user_id, taken.client_id) == (7, owner[2:])
+    assert taken is not None and (taken.user_id, taken.client_id) == (None, owner[1:])
     drop_replay_guards(redis_client)
     assert not list(redis_client.scan_iter("*:r:*"))
 

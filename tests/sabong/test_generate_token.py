@@ -196,9 +196,9 @@ def test_token_never_stored_in_clear(partner: Partner, redis_client: redis_py.Re
     for token in tokens:
         assert token not in dump
         assert token[:32] not in dump and token[32:] not in dump
-    # The token key holds only its user (id and clientId, so that signing in needs no
-    # database look-up): small, and nothing secret.
-    assert redis_client.get(store.token_key(tokens[0])) == "1:SCAN-0"
+    # The token key holds only its user's clientId (signing in looks the user up by it):
+    # small, and nothing secret.
+    assert redis_client.get(store.token_key(tokens[0])) == ":SCAN-0"
 
 
 def test_round_trips_per_issuance(
@@ -216,11 +216,10 @@ def test_round_trips_per_issuance(
     partner.issue(clientId="RT")
     if is_cluster(redis_client):
         # The replay guard and the token live in different slots: one command each.
-        assert for_new_user == sent == ["SET", "SET", "SET"]
+        assert for_new_user == sent == ["SET", "SET"]
     else:
-        # One script (one round trip), then the token gets its user id: sent, and its
-        # reply read only once the response data is built.
-        assert for_new_user == sent == ["EVALSHA", "SET"]
+        # One script, one round trip (SPEC section 6), for a new user and an update alike.
+        assert for_new_user == sent == ["EVALSHA"]
 
 
 def test_an_issuance_waits_on_postgresql_once(
