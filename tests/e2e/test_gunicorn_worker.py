@@ -289,6 +289,28 @@ def test_request_smuggling_on_the_wire_gets_400_and_a_closed_connection(live_uss
         assert read_until_closed(sock) == b""  # nothing smuggled was answered
 
 
+def post_of_size(sock: socket.socket, size: int) -> bytes:
+    """POST a JSON login body padded to exactly `size` bytes; the response's head."""
+    body = b'{"username": "nobody", "password": "wrong"}'
+    body += b" " * (size - len(body))
+    sock.sendall(
+        b"POST /api/auth/login HTTP/1.1\r\nHost: ussd\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (size, body)
+    )
+    head, _ = read_response(sock)
+    return head
+
+
+def test_a_body_of_exactly_the_size_limit_is_read_and_one_byte_more_is_413(
+    live_ussd: Live,
+) -> None:
+    # Read from the server's own input (shared.web.ServiceRequest.get_data); the limit,
+    # USSD_MAX_BODY_BYTES (64 KiB by default), is inclusive.
+    with connect(live_ussd) as sock:
+        assert post_of_size(sock, 64 * 1024).startswith(b"HTTP/1.1 401 ")  # read, and refused
+        assert post_of_size(sock, 64 * 1024 + 1).startswith(b"HTTP/1.1 413 ")
+
+
 REFUSED_REQUEST_LINES = {
     "over gunicorn's 4094 bytes": b"GET /" + b"a" * 5000 + b" HTTP/1.1",
     "two spaces": b"GET  /healthz HTTP/1.1",

@@ -3,6 +3,7 @@ headers), each the same as Flask's own where it takes a shorter way."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -313,6 +314,69 @@ def test_a_body_over_the_limit_is_refused_with_413() -> None:
     client = app.test_client()
     assert client.post("/upload", data=b"x" * 64).get_data() == b"64"
     assert client.post("/upload", data=b"x" * 65).status_code == 413
+
+
+def body_environ(body: bytes, terminated: bool, declared: int | None = None) -> dict[str, Any]:
+    """A POST's environ; `declared`: a Content-Length other than the body's own length."""
+    environ = environ_of("localhost", "/upload", method="POST", data=body)
+    if declared is not None:
+        environ["CONTENT_LENGTH"] = str(declared)
+    if terminated:  # as gevent's and gunicorn's servers say: they end the input themselves
+        environ["wsgi.input_terminated"] = True
+    return environ
+
+
+def read_both_ways(environ: dict[str, Any], limit: int | None = None) -> tuple[Any, Any]:
+    """What ServiceRequest and werkzeug's own Request read from copies of one environ:
+    the body (asked for twice), or the exception's type."""
+    outcomes = []
+    for kind in (ServiceRequest, Request):
+        copy = {**environ, "wsgi.input": io.BytesIO(environ["wsgi.input"].getvalue())}
+        read = kind(copy)
+        read.max_content_length = limit
+        try:
+            outcomes.append((read.get_data(), read.get_data()))
+        except Exception as exc:
+            outcomes.append(type(exc))
+    return outcomes[0], outcomes[1]
+
+
+@pytest.mark.parametrize("terminated", [False, True])
+@pytest.mark.parametrize(
+    ("body", "limit"),
+    [(b'{"clientId": "A"}', None), (b"", None), (b"x" * 63, 64), (b"x" * 65, 64)],
+)
+def test_a_declared_body_is_read_as_werkzeug_reads_it(
+    body: bytes, limit: int | None, terminated: bool
+) -> None:
+    ours, werkzeugs = read_both_ways(body_environ(body, terminated), limit)
+    assert ours == werkzeugs  # over the limit: 413 for both, before anything is read
+
+
+@pytest.mark.parametrize("declared", [20, 5, -3])  # -3: a Content-Length werkzeug reads as 0
+def test_a_body_other_than_declared_is_read_as_werkzeug_reads_it(declared: int) -> None:
+    # Only an input the server does not end itself can differ from Content-Length.
+    ours, werkzeugs = read_both_ways(body_environ(b"x" * 10, False, declared))
+    assert ours == werkzeugs
+
+
+def test_a_body_without_a_declared_length_goes_werkzeugs_way() -> None:
+    environ = body_environ(b"chunked", terminated=True)
+    del environ["CONTENT_LENGTH"]
+    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    ours, werkzeugs = read_both_ways(environ)
+    assert ours == werkzeugs == (b"chunked", b"chunked")
+
+
+def test_a_declared_body_skips_werkzeugs_limited_stream() -> None:
+    read = ServiceRequest(body_environ(b"abc", terminated=True))
+    assert read.get_data(as_text=True) == "abc"
+    assert type(read.stream) is io.BytesIO and read.stream.read() == b""  # no LimitedStream
+    form = ServiceRequest(
+        environ_of("localhost", "/f", method="POST", data={"a": "1"})
+        | {"wsgi.input_terminated": True}
+    )
+    assert form.get_data() == b"a=1" and form.form["a"] == "1"  # a form parses from the cache
 
 
 def test_current_request_and_app_are_what_the_proxies_name() -> None:
