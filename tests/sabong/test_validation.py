@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from typing import Any
 
 import pytest
 
+from services.sabong.rules import is_ip_address
 from services.sabong.validation import TokenRequest, validate_token_request
 from shared.exceptions import ValidationFailed
 
@@ -88,6 +91,31 @@ def test_invalid_ip_addresses_fail(address: str) -> None:
     assert errors_for(ipAddress=address) == {
         "ipAddress": ["The ipAddress must be a valid IP address."]
     }
+
+
+def ipaddress_takes(value: str) -> bool:
+    """The reference: Python's own parser, zone ids refused."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return "%" not in value
+
+
+def test_the_c_fast_path_takes_exactly_the_addresses_ipaddress_takes() -> None:
+    octets = ["0", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255"]
+    oddities = ["00", "01", "007", "256", "999", "1000", "", " 1", "1 ", "+1", "-1", "0x1",
+                "\u0661", "1\x00", "a", "::", "::1", "%1"]  # fmt: skip
+    rng = random.Random(2026)
+
+    def piece() -> str:
+        return rng.choice(octets if rng.random() < 0.85 else oddities)
+
+    candidates = {".".join(piece() for _ in range(rng.choice((3, 4, 4, 5)))) for _ in range(20_000)}
+    candidates |= {"1.2.3.4", "0.0.0.1", "::ffff:1.2.3.4", "::ffff:01.2.3.4", "1.2.3.4\n"}
+    taken = {value for value in candidates if ipaddress_takes(value)}
+    assert len(taken) > 1000 and len(candidates - taken) > 1000  # both kinds, many of each
+    assert {value for value in candidates if is_ip_address(value)} == taken
 
 
 def test_ip_address_too_long_and_invalid_reports_both() -> None:
