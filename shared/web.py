@@ -130,7 +130,10 @@ class ServiceRequest(Request):
         limit = self.max_content_length
         if limit is not None and length > limit:
             raise RequestEntityTooLarge()
-        data: bytes = environ["wsgi.input"].read(length)
+        try:
+            data: bytes = environ["wsgi.input"].read(length)
+        except (OSError, ValueError):  # as werkzeug: the connection broke mid-body
+            raise ClientDisconnected() from None
         # A server that ends the input itself (gevent, gunicorn) gives a short body as it
         # is, as werkzeug does; for any other, the client went away before it was sent.
         if len(data) < length and "wsgi.input_terminated" not in environ:

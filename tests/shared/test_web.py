@@ -12,7 +12,7 @@ import pytest
 from flask import Flask, Response, current_app, request, session
 from flask.wrappers import Request
 from itsdangerous import BadSignature
-from werkzeug.exceptions import BadHost
+from werkzeug.exceptions import BadHost, ClientDisconnected
 from werkzeug.routing import MapAdapter
 from werkzeug.test import EnvironBuilder
 
@@ -358,6 +358,40 @@ def test_a_body_other_than_declared_is_read_as_werkzeug_reads_it(declared: int) 
     # Only an input the server does not end itself can differ from Content-Length.
     ours, werkzeugs = read_both_ways(body_environ(b"x" * 10, False, declared))
     assert ours == werkzeugs
+
+
+class BrokenInput(io.BytesIO):
+    """An input whose connection breaks mid-body."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise ConnectionResetError("peer went away")
+
+    def readinto(self, buffer: Any) -> int:
+        raise ConnectionResetError("peer went away")
+
+
+@pytest.mark.parametrize("terminated", [False, True])
+def test_a_connection_broken_mid_body_is_a_client_disconnect(terminated: bool) -> None:
+    outcomes = []
+    for kind in (ServiceRequest, Request):
+        environ = body_environ(b"x" * 10, terminated)
+        environ["wsgi.input"] = BrokenInput()
+        try:
+            kind(environ).get_data()
+        except Exception as exc:
+            outcomes.append(type(exc))
+    # werkzeug reads an input the server ends, with no size limit, unwrapped: the socket's
+    # own error would reach the app's error handler (a 500); a disconnect is a 400.
+    assert outcomes == [
+        ClientDisconnected,
+        ConnectionResetError if terminated else ClientDisconnected,
+    ]
+
+
+def test_a_stream_read_first_leaves_the_body_to_werkzeug() -> None:
+    read = ServiceRequest(body_environ(b"abcdef", terminated=True))
+    assert read.stream.read(2) == b"ab"
+    assert read.get_data() == b"cdef"  # what werkzeug's own stream still had
 
 
 def test_a_body_without_a_declared_length_goes_werkzeugs_way() -> None:
