@@ -233,12 +233,12 @@ def prepare(platform: Platform, workdir: Path) -> RequestFactory:
     settings = platform.settings
     k2 = fixtures.create_k2_partner(settings, platform.url("ussd"))
     # The service's own issuance: the pool users exist and the scripts are cached.
-    pool = len(fixtures.create_pool_users(settings))
+    fixtures.create_pool_users(settings)
     store = fixtures.sabong_store(settings)
     fixtures.create_wallets(platform.postgres.url)
     return RequestFactory(
         workdir,
         k2,
         settings.get_list("SABONG_CLIENT_SECRETS")[0],
-        lambda count: fixtures.batched_login_tokens(store.client, pool, count),
+        lambda count: fixtures.batched_login_tokens(store.client, fixtures.CLIENT_POOL, count),
     )

@@ -99,15 +99,15 @@ def sabong_store(settings: Settings) -> SabongStore:
     return SabongStore(connect(settings.redis_url or ""), REPLAY_TTL_SECONDS)
 
 
-def create_pool_users(settings: Settings, pool: int = CLIENT_POOL) -> list[int]:
-    """The pool's users, by the service's own issuance (PostgreSQL and Redis); their ids."""
+def create_pool_users(settings: Settings, pool: int = CLIENT_POOL) -> None:
+    """The pool's users, by the service's own issuance (PostgreSQL and Redis)."""
     store = sabong_store(settings)
     database = database_from_settings(settings)
     users = UserStore(database)
     stamp = int(time.time() * 1000)
     batch = secrets.token_hex(6)
 
-    def create(index: int) -> int:
+    def create(index: int) -> None:
         item = Issuance(
             client_id=pool_client_id(index, pool),
             username=f"bench{index}",
@@ -118,11 +118,11 @@ def create_pool_users(settings: Settings, pool: int = CLIENT_POOL) -> list[int]:
             password_hash=unusable_password_hash(),
         )
         # A unique stand-in for the request signature (the replay guard's key).
-        return issue(users, store, item, new_login_token(), f"{batch}{index:058x}").user_id
+        issue(users, store, item, new_login_token(), f"{batch}{index:058x}")
 
     try:
         with ThreadPoolExecutor(ISSUE_THREADS) as executor:
-            return list(executor.map(create, range(pool)))
+            list(executor.map(create, range(pool)))  # a failed creation raises here
     finally:
         database.close()
         store.client.close()
