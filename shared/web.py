@@ -122,7 +122,8 @@ class ServiceRequest(Request):
 
     def _declared_body(self) -> bytes | None:
         """The body when Content-Length declares it (None: chunked or undeclared), with
-        werkzeug's checks: 413 over the size limit, 400 when the client sent less."""
+        werkzeug's checks: 413 over the size limit, a disconnect (400) when the connection
+        breaks or an input the server does not end runs short."""
         environ = self.environ
         length = get_content_length(environ)
         if length is None:
