@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -174,6 +176,27 @@ def test_access_line_written_directly_is_what_the_formatter_writes(
     assert without_time[0] == without_time[1]
     assert list(json.loads(first)) == list(json.loads(second))  # same keys, same order
     assert without_time[0]["request_id"] == "req-fast" and without_time[0]["status"] == 201
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"route": "/api/v1/credit-balance", "method": "POST", "status": 200, "duration_ms": 1.5},
+        {"route": "/caf\u00e9/\u65e5\u672c", "method": "GET", "status": 404, "duration_ms": 0.0},
+        {"route": 'quote " and \\ and \n', "method": "GET", "status": 500, "duration_ms": 1e-7},
+        {"route": "/x", "method": "GET", "status": 200, "duration_ms": float("inf")},
+        {"route": Path("/not/json/typed"), "method": None, "status": True, "duration_ms": 3},
+    ],
+)
+def test_access_line_is_the_text_json_dumps_gives(fields: dict[str, Any]) -> None:
+    """The prebuilt encoder writes what json.dumps(default=str, ensure_ascii=False) does."""
+    line = observability.JsonFormatter("svc").access_line("svc.access", "req-1", fields)
+    entry = json.loads(line)
+    assert line == json.dumps(
+        {**{k: entry[k] for k in ("ts", "level", "service", "request_id", "pid")},
+         "logger": "svc.access", "msg": "request", **fields},
+        default=str, ensure_ascii=False,
+    )  # fmt: skip
 
 
 def count_in_threads_while_flushing(count: Callable[[], None], threads: int = 8) -> None:
