@@ -35,6 +35,8 @@ DEFAULT_COUNT = 100_000
 # Real calls before the measured ones: the script is cached and allocator pools are warm.
 SABONG_WARMUP = 2000
 MEMORY_CLIENT = "memory-partner"
+# Every measured token names the same one pool user (users live in PostgreSQL).
+MEMORY_USERS = 1
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def _record_tokens(url: str, count: int) -> CommandRecorder:
     """`count` login-token issuances for the one memory user, built by the Sabong store."""
     recorder = CommandRecorder(reply=1)  # a fresh signature: the token is stored
     store = SabongStore(cast(redis_py.Redis, recorder), REPLAY_TTL_SECONDS)
-    fixtures.issue_login_tokens(store, 1, count, minutes=1440)
+    fixtures.issue_login_tokens(store, MEMORY_USERS, count, minutes=1440)
     return recorder
 
 
@@ -118,7 +120,7 @@ def login_tokens(url: str, count: int, server: str) -> MemoryFigure:
         # Real calls first: the script is cached on the server and Redis has settled.
         # Every token belongs to one user (users live in PostgreSQL, not counted here).
         store = fixtures.sabong_store(Settings({"REDIS_URL": url}))
-        fixtures.issue_login_tokens(store, 1, SABONG_WARMUP, minutes=1440)
+        fixtures.issue_login_tokens(store, MEMORY_USERS, SABONG_WARMUP, minutes=1440)
         drop_replay_guards(client)
         keys_before, before = client.dbsize(), used_memory(client)
         started = time.monotonic()
