@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any, Self, cast
 
 import redis as redis_py
 
-from devtools.embedded import EmbeddedRedis, redis_server_binary
+from devtools.embedded import EmbeddedRedis, can_bind, free_port, redis_server_binary
 from shared.exceptions import ConfigError
 
 CLUSTER_SLOTS = 16384
@@ -50,25 +49,14 @@ def redis_cli_binary() -> str:
     return found
 
 
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
 def free_cluster_port(host: str = "127.0.0.1", taken: set[int] | None = None) -> int:
     """A free port whose cluster bus port (port + 10000) is free too."""
     taken = taken or set()
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port: int = sock.getsockname()[1]
+        port = free_port(host)
         if port > MAX_CLUSTER_PORT or port in taken or port + CLUSTER_BUS_PORT_OFFSET in taken:
             continue
-        if _port_is_free(host, port + CLUSTER_BUS_PORT_OFFSET):
+        if can_bind(host, port + CLUSTER_BUS_PORT_OFFSET):
             return port
     raise ConfigError("no free port pair (port, port + 10000) for a cluster node")
 

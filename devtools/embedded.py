@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -45,12 +46,48 @@ def fits_socket_path(path: Path) -> bool:
     return plain and len(os.fsencode(text)) <= MAX_SOCKET_PATH_BYTES
 
 
+# Ports are picked below the kernel's ephemeral range (Linux: 32768-60999 by default). A
+# port from inside it can become the local port of any outgoing connection on the machine
+# between the pick and its server's bind: seen in CI, a gunicorn that could not bind for
+# five seconds while a client connection held its port.
+LOWEST_PICKED_PORT = 10_000
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PICK_ATTEMPTS = 100
+_picked_ports: set[int] = set()  # never handed out twice by one process
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now on `host`."""
+    """A TCP port free right now on `host` that no outgoing connection will take: below the
+    ephemeral range where the kernel says what it is, else any the kernel offers."""
+    ephemeral_low = first_ephemeral_port()
+    if ephemeral_low is not None and ephemeral_low > LOWEST_PICKED_PORT:
+        for _ in range(PICK_ATTEMPTS):
+            port = random.randrange(LOWEST_PICKED_PORT, ephemeral_low)
+            if port not in _picked_ports and can_bind(host, port):
+                _picked_ports.add(port)
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        offered: int = sock.getsockname()[1]
+        return offered
+
+
+def first_ephemeral_port() -> int | None:
+    """The lowest port the kernel gives outgoing connections (None: not Linux, or unread)."""
+    try:
+        return int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def can_bind(host: str, port: int) -> bool:
+    """Whether a TCP socket can be bound to `port` on `host` now (nothing holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 class EmbeddedRedis:

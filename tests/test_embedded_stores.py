@@ -1,12 +1,22 @@
-"""devtools' embedded Redis and PostgreSQL: where their Unix sockets go, and when they have none."""
+"""devtools' embedded Redis and PostgreSQL: where their Unix sockets go, and when they have
+none; the ports they are given."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools.embedded import EmbeddedRedis, fits_socket_path
+from devtools import embedded
+from devtools.embedded import (
+    EmbeddedRedis,
+    can_bind,
+    first_ephemeral_port,
+    fits_socket_path,
+    free_port,
+)
 from devtools.postgres import EmbeddedPostgres
 
 
@@ -40,3 +50,27 @@ def test_without_unix_socket_the_stores_stay_on_tcp(tmp_path: Path) -> None:
     assert EmbeddedRedis(tmp_path, port=6390).local_url == "redis://127.0.0.1:6390/0"
     postgres = EmbeddedPostgres(tmp_path, port=6391)
     assert postgres.local_url == "postgresql://postgres@127.0.0.1:6391/postgres"
+
+
+def test_free_ports_lie_below_the_ephemeral_range_where_no_client_connection_takes_them() -> None:
+    ephemeral_low = first_ephemeral_port()
+    if ephemeral_low is None:
+        pytest.skip("the kernel does not say its ephemeral range here")
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == 200  # never one port twice
+    assert all(embedded.LOWEST_PICKED_PORT <= port < ephemeral_low for port in ports)
+    assert all(can_bind("127.0.0.1", port) for port in ports)
+
+
+def test_a_port_something_holds_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    if first_ephemeral_port() is None:
+        pytest.skip("the kernel does not say its ephemeral range here")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", free_port()))
+        held = holder.getsockname()[1]
+        other = free_port()
+        embedded._picked_ports.discard(other)
+        offers: Iterator[int] = iter([held, other])
+        monkeypatch.setattr(embedded.random, "randrange", lambda low, high: next(offers))
+        assert not can_bind("127.0.0.1", held)
+        assert free_port() == other
